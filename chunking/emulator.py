@@ -1,0 +1,423 @@
+"""The local emulator: the real state-machine definition, run end to end on this machine.
+
+moto's Step Functions interpreter executes ``statemachine/conflict_map.asl.json`` with its placeholders
+filled the way the template's ``DefinitionSubstitutions`` fill them in AWS. ``lambda:invoke`` tasks are
+routed in-process to the handlers in ``handlers/``; poller threads stand in for the SQS event source
+mapping (batch size, partial batch failures, visibility timeout, ``maxReceiveCount`` to a dead-letter
+queue, one thread per concurrent worker). The database is real.
+
+The emulated dead-letter queue outlives the process: its messages are saved under the state folder when
+the emulator closes and restored when the next one opens, so ``redrive --local`` finds them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from chunking import runtime
+from chunking.db import PROJECT_ROOT
+from chunking.errors import ConfigError
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ASL_PATH = PROJECT_ROOT / "statemachine" / "conflict_map.asl.json"
+STATE_MACHINE_NAME = "conflict-map"
+QUEUE_NAME = "conflict-map-chunks"
+DLQ_NAME = "conflict-map-chunks-dlq"
+IDEMPOTENCY_TABLE_NAME = "conflict-map-idempotency"
+SERVICE_NAME = "conflict-map"
+
+# The Lambda functions of template.yaml: logical id -> handler, and the substitution that carries its ARN.
+FUNCTIONS = {
+    "ValidateConfigFunction": "handlers.validate_config.lambda_handler",
+    "StageVisitsFunction": "handlers.stage_visits.lambda_handler",
+    "PlanChunksFunction": "handlers.plan_chunks.lambda_handler",
+    "ReconcileRunFunction": "handlers.reconcile_run.lambda_handler",
+    "ChunkWorkerFunction": "handlers.chunk_worker.lambda_handler",
+}
+
+
+def function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+
+
+def fill_placeholders(definition: str, substitutions: dict[str, str]) -> str:
+    """Replace every ``${Name}``, as CloudFormation does with DefinitionSubstitutions; unknown names fail."""
+    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", definition)) - set(substitutions))
+    if missing:
+        raise ConfigError(f"state machine placeholders without a substitution: {', '.join(missing)}")
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: substitutions[m.group(1)], definition)
+
+
+@dataclasses.dataclass
+class LambdaContext:
+    """What Lambda hands a handler: name, ARN, request id, memory, and the time left."""
+
+    function_name: str
+    timeout_s: int
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = function_arn(self.function_name)
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalOptions:
+    max_concurrency: int = 2
+    batch_size: int = 1
+    max_receive_count: int = 5
+    worker_timeout_s: int = 300
+    retry_base_ms: int = 500
+    retry_max_ms: int = 5_000
+    visibility_timeout_s: int | None = None  # default: worker timeout + 30 s (AWS: at least 6x)
+    poll_interval_s: float = 0.05
+
+
+class LogSink:
+    """A thread-safe file-like target for the handlers' JSON log lines (a file, or nowhere)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        if self._file is not None:
+            with self._lock:
+                self._file.write(text)
+                self._file.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class LocalCloud:
+    """The emulated AWS side of one local session: queues, idempotency table, state machine, workers."""
+
+    def __init__(self, database_url: str, *, options: LocalOptions | None = None, state_dir: Path,
+                 env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        self.database_url = database_url
+        self.options = options or LocalOptions()
+        self.state_dir = state_dir
+        self.extra_env = env or {}
+        self.log_sink = LogSink(log_path)
+        self._stack = contextlib.ExitStack()
+        self._stop = threading.Event()
+        self._pollers: list[threading.Thread] = []
+        self.invocations: list[tuple[str, str]] = []  # (function, outcome): what ran, for tests and summaries
+        self.queue_url = self.dlq_url = self.state_machine_arn = ""
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCloud:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        from moto import mock_aws
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        opts = self.options
+        visibility = opts.visibility_timeout_s or opts.worker_timeout_s + 30
+        base_env = {
+            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME, "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "ConflictMap",
+            "POWERTOOLS_DEV": "false",
+            "DATABASE_URL": self.database_url, "ETL_ENVIRONMENT": "local",
+            "ETL_MAX_RECEIVE_COUNT": str(opts.max_receive_count),
+            "ETL_WORKER_TIMEOUT_S": str(opts.worker_timeout_s),
+            "ETL_RETRY_BASE_MS": str(opts.retry_base_ms), "ETL_RETRY_MAX_MS": str(opts.retry_max_ms),
+            "ETL_MAX_CONCURRENCY": str(opts.max_concurrency),
+        }
+        self._stack.enter_context(_patched_environ({**base_env, **self.extra_env}))
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True},
+                                                   "lambda": {"use_docker": False}}))
+        self._stack.enter_context(_quiet_moto())
+
+        sqs = boto3.client("sqs", region_name=REGION)
+        self.dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes={
+            "MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_url = sqs.create_queue(QueueName=QUEUE_NAME, Attributes={
+            "VisibilityTimeout": str(visibility), "MessageRetentionPeriod": str(4 * 86400),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                         "maxReceiveCount": opts.max_receive_count})})["QueueUrl"]
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(TableName=IDEMPOTENCY_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        os.environ.update({"CHUNK_QUEUE_URL": self.queue_url, "CHUNK_DLQ_URL": self.dlq_url,
+                           "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE_NAME})
+
+        # Cold containers: settings and connections are rebuilt from this environment.
+        runtime.reset()
+        self._handlers = {name: _load_handler(path) for name, path in FUNCTIONS.items()}
+        self._route_logs()
+
+        cloud = self
+        original_invoke = LambdaSimpleBackend.invoke
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                   response_headers: Any) -> bytes:
+            return cloud._invoke(function_name, body, response_headers)
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        self._stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
+
+        definition = fill_placeholders(ASL_PATH.read_text(), self.substitutions())
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.state_machine_arn = sfn.create_state_machine(
+            name=STATE_MACHINE_NAME, definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/conflict-map-state-machine")["stateMachineArn"]
+        self._restore_dead_letters()
+        self._stack.callback(self._save_dead_letters)
+        self._stack.callback(runtime.reset)
+        self._stack.callback(self.log_sink.close)
+
+    def substitutions(self) -> dict[str, str]:
+        """The values template.yaml's DefinitionSubstitutions give the placeholders, for this emulator."""
+        subs = {f"{name}Arn": function_arn(name) for name in FUNCTIONS}
+        subs["ChunkQueueUrl"] = self.queue_url
+        return subs
+
+    def start_workers(self) -> None:
+        """Start the event source mapping: one poller per concurrent worker."""
+        for index in range(self.options.max_concurrency):
+            thread = threading.Thread(target=self._poll, name=f"chunk-worker-{index + 1}", daemon=True)
+            thread.start()
+            self._pollers.append(thread)
+
+    def stop_workers(self) -> None:
+        self._stop.set()
+        for thread in self._pollers:
+            thread.join(timeout=self.options.worker_timeout_s)
+        self._pollers.clear()
+        self._stop.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        self._stack.close()
+
+    # --- executions ------------------------------------------------------------------------------------------
+
+    def start_execution(self, name: str, payload: dict[str, Any]) -> str:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return str(sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
+                                       input=json.dumps(payload))["executionArn"])
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return dict(sfn.describe_execution(executionArn=execution_arn))
+
+    def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
+             interval_s: float = 0.2) -> dict[str, Any]:
+        """Block until the execution ends, calling ``on_tick`` between polls."""
+        while True:
+            described = self.describe(execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if on_tick:
+                on_tick()
+            time.sleep(interval_s)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    # --- the dead-letter queue ---------------------------------------------------------------------------------
+
+    def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Every message in the DLQ (body parsed, attributes flattened); those ``delete`` accepts are removed."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        seen: list[dict[str, Any]] = []
+        handles: list[str] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                        MessageAttributeNames=["All"], AttributeNames=["All"]).get("Messages", [])
+            if not batch:
+                break
+            for msg in batch:
+                letter = _letter(msg)
+                seen.append(letter)
+                if delete is not None and delete(letter):
+                    sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=msg["ReceiptHandle"])
+                else:
+                    handles.append(msg["ReceiptHandle"])
+        for handle in handles:  # make the kept ones visible again at once
+            sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
+        return seen
+
+    def _dlq_file(self) -> Path:
+        digest = hashlib.sha256(_without_password(self.database_url).encode()).hexdigest()[:12]
+        return self.state_dir / f"dead-letters-{digest}.json"
+
+    def _restore_dead_letters(self) -> None:
+        path = self._dlq_file()
+        if not path.is_file():
+            return
+        sqs = boto3.client("sqs", region_name=REGION)
+        for letter in json.loads(path.read_text()):
+            attributes = {k: {"DataType": "String", "StringValue": str(v)}
+                          for k, v in letter.get("attributes", {}).items() if v not in (None, "")}
+            sqs.send_message(QueueUrl=self.dlq_url, MessageBody=letter["raw_body"], MessageAttributes=attributes)
+
+    def _save_dead_letters(self) -> None:
+        letters = self.dead_letters()
+        path = self._dlq_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(letters, indent=1, default=str))
+
+    # --- Lambda ------------------------------------------------------------------------------------------------
+
+    def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        logical_id = function_name.rsplit(":", 1)[-1]
+        handler = self._handlers.get(logical_id)
+        if handler is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "ResourceNotFoundException",
+                               "errorMessage": f"no function {function_name}"}).encode()
+        event = json.loads(body) if body else {}
+        try:
+            result = handler(event, LambdaContext(logical_id, self.options.worker_timeout_s))
+        except Exception as exc:
+            self.invocations.append((logical_id, type(exc).__name__))
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
+                               "stackTrace": traceback.format_tb(exc.__traceback__)[-5:]}).encode()
+        self.invocations.append((logical_id, "ok"))
+        return json.dumps(result, default=str).encode()
+
+    def _poll(self) -> None:
+        """One worker of the event source mapping: receive a batch, invoke, delete what succeeded."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        handler = self._handlers["ChunkWorkerFunction"]
+        while not self._stop.is_set():
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.options.batch_size,
+                                           AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                self._stop.wait(self.options.poll_interval_s)
+                continue
+            event = {"Records": [_sqs_record(m, self.queue_url) for m in messages]}
+            try:
+                reply = handler(event, LambdaContext("ChunkWorkerFunction", self.options.worker_timeout_s))
+                failed = {f["itemIdentifier"] for f in (reply or {}).get("batchItemFailures", [])}
+                self.invocations.append(("ChunkWorkerFunction", "ok" if not failed else "partial"))
+            except Exception as exc:  # the whole batch failed: every message comes back
+                self.invocations.append(("ChunkWorkerFunction", type(exc).__name__))
+                failed = {m["MessageId"] for m in messages}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _route_logs(self) -> None:
+        """Send the handlers' JSON log lines (Powertools-formatted) to the sink instead of this terminal."""
+        from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
+
+        for name in list(logging.root.manager.loggerDict):
+            for h in logging.getLogger(name).handlers:
+                if isinstance(h, logging.StreamHandler) and isinstance(h.formatter, BasePowertoolsFormatter):
+                    previous = h.setStream(self.log_sink)  # type: ignore[arg-type]
+                    if previous is not None and previous is not self.log_sink:
+                        self._stack.callback(h.setStream, previous)
+
+
+def _load_handler(path: str) -> Callable[..., Any]:
+    module, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """An SQS message as the event source mapping hands it to Lambda."""
+    name = queue_url.rsplit("/", 1)[-1]
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType")}
+                              for k, v in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "awsRegion": REGION,
+    }
+
+
+def _letter(message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = None
+    attributes = {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}
+    return {"raw_body": message["Body"], "body": body if isinstance(body, dict) else None,
+            "attributes": attributes, "receive_count": message.get("Attributes", {}).get("ApproximateReceiveCount")}
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1@", url)
+
+
+@contextlib.contextmanager
+def _patched_environ(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _quiet_moto() -> Iterator[None]:
+    """moto logs every failed execution at ERROR; the CLI reports outcomes itself."""
+    moto_logger = logging.getLogger("moto")
+    level = moto_logger.level
+    moto_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        moto_logger.setLevel(level)

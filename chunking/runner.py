@@ -1,0 +1,122 @@
+"""Drive one execution (a run or a redrive) and follow it through the ledger until it ends.
+
+The emulated cloud (:class:`chunking.emulator.LocalCloud`) and the deployed one share one interface,
+so ``run``/``redrive`` behave the same locally and in AWS; the ledger is what both report from."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timezone
+from typing import Any, Protocol
+
+from chunking import db, ledger
+from chunking.console import Progress
+from chunking.db import Connection
+
+HEARTBEAT_EVERY_S = 5.0
+
+
+class Cloud(Protocol):
+    def start_workers(self) -> None: ...
+    def start_execution(self, name: str, payload: dict[str, Any]) -> str: ...
+    def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
+             interval_s: float = 0.2) -> dict[str, Any]: ...
+    def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]: ...
+
+
+@dataclasses.dataclass
+class RunReport:
+    execution_name: str
+    execution_status: str
+    run: dict[str, Any] | None
+    chunks: list[dict[str, Any]]
+    error: str | None
+    seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.run) and self.run["status"] == "SUCCEEDED" and self.execution_status == "SUCCEEDED"
+
+
+def execution_name(kind: str, *parts: object) -> str:
+    """A readable, unique execution name (Step Functions allows 80 characters, no colons or spaces)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return "-".join([kind, *map(str, parts), stamp, secrets.token_hex(2)])[:80]
+
+
+def execution_error(described: dict[str, Any]) -> str | None:
+    """The readable cause of a failed execution (a Lambda's cause is JSON with its errorMessage)."""
+    if described.get("status") == "SUCCEEDED":
+        return None
+    error, cause = described.get("error") or described.get("status"), described.get("cause") or ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return f"{parsed.get('errorType', error)}: {parsed['errorMessage']}"
+    return f"{error}: {cause}" if cause else str(error)
+
+
+def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any], run_id: int | None,
+           progress: Progress | None, only_chunks: set[int] | None = None) -> RunReport:
+    """Start the execution, show chunk progress from the ledger while it runs, and report its outcome."""
+    began = time.monotonic()
+    cloud.start_workers()
+    arn = cloud.start_execution(name, payload)
+    known_run = run_id
+    last_beat = 0.0
+
+    def tick() -> None:
+        nonlocal known_run, last_beat
+        if known_run is None:
+            found = db.fetch_one(conn, "ledger/get_run_by_execution", {"execution_name": name})
+            conn.rollback()
+            known_run = found["run_id"] if found else None
+        if known_run is None:
+            if progress:
+                progress.update(0, 0, 0, 0, phase="starting")
+            return
+        if time.monotonic() - last_beat > HEARTBEAT_EVERY_S:
+            ledger.touch_run(conn, known_run)
+            last_beat = time.monotonic()
+        if progress:
+            chunks = [c for c in ledger.list_chunks(conn, known_run) if c["status"] != "SUPERSEDED"]
+            conn.rollback()
+            if only_chunks is not None:  # a redrive: count only what it re-processes
+                chunks = [c for c in chunks if c["chunk_id"] in only_chunks]
+            states = [c["status"] for c in chunks]
+            progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
+                            states.count("FAILED"), states.count("RETRYING"),
+                            phase="staging and planning" if not states else "")
+
+    try:
+        described = cloud.wait(arn, on_tick=tick)
+    finally:
+        if progress:
+            progress.finish()
+    if known_run is None:
+        found = db.fetch_one(conn, "ledger/get_run_by_execution", {"execution_name": name})
+        known_run = found["run_id"] if found else None
+    run = ledger.find_run(conn, known_run) if known_run else None
+    chunks = ledger.list_chunks(conn, known_run) if known_run else []
+    conn.rollback()
+    return RunReport(name, described["status"], run, chunks, execution_error(described),
+                     time.monotonic() - began)
+
+
+def run_request(start: date | None, end: date | None, *, chunk_days: int | None, max_chunk_rows: int | None,
+                max_concurrency: int | None, trigger: str, executor: str) -> dict[str, Any]:
+    """The state machine input of a run (omitted dates select the scheduled default window)."""
+    payload: dict[str, Any] = {"trigger": trigger, "executor": executor}
+    if start and end:
+        payload.update(start_date=start.isoformat(), end_date=end.isoformat())
+    for key, value in (("chunk_days", chunk_days), ("max_chunk_rows", max_chunk_rows),
+                       ("max_concurrency", max_concurrency)):
+        if value is not None:
+            payload[key] = value
+    return payload

@@ -1,0 +1,288 @@
+"""The task runners: Task 01 (staging), Task 02 (one chunk), and the run's reconciliation.
+
+Each runs set-based SQL from ``sql/``; nothing here touches rows one by one in Python."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg2
+
+from chunking import db, ledger
+from chunking.db import Connection
+from chunking.errors import PermanentError, TransientError, as_pipeline_error
+from chunking.planner import Chunk, plan_chunks
+
+# An eligible visit starts within a day of its visit_date and lasts at most 24 h, so its interval lies in
+# [visit_date - 1, visit_date + 3); a TRAVEL partner may start up to 2 h after the owner ends. A partner of
+# an owner dated d is therefore dated at most d + 4: staging reads that far past the range it serves.
+PARTNER_DAYS = 4
+
+COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
+MIN_STATEMENT_MS = 1_000
+MAX_LOCK_WAIT_MS = 60_000
+
+
+@dataclasses.dataclass(frozen=True)
+class StageResult:
+    staged_rows: int
+    owner_rows: int
+    rejected_rows: int
+    rejections_written: int
+    rejections_cleared: int
+
+
+def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date) -> StageResult:
+    """Task 01: restage the run's visits for a date range, sync its rejections, then ANALYZE. Commits.
+
+    The run row is locked first, so staging never changes under a chunk in flight."""
+    params = {"run_id": run_id, "range_start": range_start, "range_end": range_end,
+              "partner_end": range_end + timedelta(days=PARTNER_DAYS)}
+    with db.transaction(conn):
+        _lock_run(conn, run_id, exclusive=True)
+        db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
+        row = db.fetch_one(conn, "tasks/stage_visits", params)
+        assert row is not None
+        result = StageResult(**{k: int(v) for k, v in row.items()})
+        db.execute(conn, "ledger/mark_run_staged", {"run_id": run_id, "staged_rows": result.staged_rows})
+    old_autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        db.execute(conn, "tasks/analyze_staged_visits")
+    finally:
+        conn.autocommit = old_autocommit
+    return result
+
+
+def rows_by_day(conn: Connection, run_id: int, window_start: date, window_end: date) -> dict[date, int]:
+    rows = db.fetch_all(conn, "tasks/count_staged_rows_by_day",
+                        {"run_id": run_id, "window_start": window_start, "window_end": window_end})
+    conn.rollback()
+    return {r["visit_date"]: int(r["rows"]) for r in rows}
+
+
+def plan_run(conn: Connection, run: dict[str, Any], *, chunk_days: int, max_chunk_rows: int) -> list[Chunk]:
+    """Plan the chunks of a fresh run from its staged rows per day and record them (commits)."""
+    loads = rows_by_day(conn, run["run_id"], run["window_start"], run["window_end"])
+    chunks = plan_chunks(run["window_start"], run["window_end"], loads,
+                         chunk_days=chunk_days, max_chunk_rows=max_chunk_rows)
+    with db.transaction(conn):
+        ledger.insert_chunks(conn, run["run_id"], chunks)
+    return chunks
+
+
+def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None) -> list[Chunk]:
+    """The unfinished chunks of a run (all, or those named), put back to PENDING for a redrive (commits)."""
+    rows = ledger.unfinished_chunks(conn, run_id)
+    if chunk_ids:
+        known = {r["chunk_id"] for r in rows}
+        missing = sorted(set(chunk_ids) - known)
+        if missing:
+            conn.rollback()
+            raise PermanentError(f"run {run_id} has no unfinished chunk {', '.join(map(str, missing))}")
+        rows = [r for r in rows if r["chunk_id"] in set(chunk_ids)]
+    with db.transaction(conn):
+        for r in rows:
+            db.execute(conn, "ledger/requeue_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"]})
+    return [Chunk(r["chunk_id"], r["chunk_start"], r["chunk_end"], int(r["estimated_rows"])) for r in rows]
+
+
+# --- Task 02 ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ChunkResult:
+    run_id: int
+    chunk_id: int
+    chunk_start: date
+    chunk_end: date
+    status: str  # SUCCEEDED (applied now) or DUPLICATE (already applied by an earlier delivery)
+    attempt: int | None
+    visits: int
+    inserted: int
+    updated: int
+    resolved: int
+    reopened: int
+    unchanged: int
+    duration_ms: int
+
+    def as_output(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["chunk_start"], out["chunk_end"] = self.chunk_start.isoformat(), self.chunk_end.isoformat()
+        return out
+
+
+def statement_timeout_ms(remaining_ms: int, margin_ms: int) -> int:
+    """The database must give up before Lambda does: remaining time minus a margin."""
+    budget = remaining_ms - margin_ms
+    if budget < MIN_STATEMENT_MS:
+        raise TransientError(f"only {remaining_ms} ms left in this invocation, not enough to run a chunk")
+    return budget
+
+
+def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date,
+                worker: str, remaining_ms: Callable[[], int], margin_ms: int,
+                final_attempt: bool, fault: bool = False) -> ChunkResult:
+    """Task 02 for one chunk, exactly once in effect.
+
+    The attempt is counted in its own short transaction; then one transaction locks the chunk's ledger row
+    (a concurrent duplicate waits, then finds it SUCCEEDED), runs the statement under a timeout derived from
+    the invocation's remaining time, and marks the chunk SUCCEEDED with its counts before committing.
+    A failure rolls everything back and is recorded as RETRYING, or FAILED when ``final_attempt`` or
+    permanent; the error is re-raised as :class:`TransientError` or :class:`PermanentError`."""
+    key = {"run_id": run_id, "chunk_id": chunk_id}
+    chunk = _check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end)
+    if chunk["status"] == "SUCCEEDED":
+        return _duplicate(chunk, attempt=None)
+
+    with db.transaction(conn):
+        started = db.fetch_one(conn, "ledger/start_chunk_attempt", {**key, "worker": worker})
+    if started is None:  # another delivery finished it meanwhile
+        return _duplicate(_check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end), attempt=None)
+    attempt = int(started["attempt"])
+
+    began = time.monotonic()
+    try:
+        with db.transaction(conn):
+            timeout = statement_timeout_ms(remaining_ms(), margin_ms)
+            db.set_local(conn, statement_timeout=str(timeout), lock_timeout=str(min(timeout, MAX_LOCK_WAIT_MS)),
+                         application_name=f"conflict-map run {run_id} chunk {chunk_id}"[:63])
+            _lock_run(conn, run_id, exclusive=False)
+            locked = db.fetch_one(conn, "ledger/lock_chunk", key)
+            if locked is None or locked["status"] == "SUCCEEDED":
+                db.execute(conn, "ledger/mark_attempt_duplicate", {**key, "attempt": attempt})
+                return _duplicate(_check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end), attempt)
+            counts = db.fetch_one(conn, "tasks/apply_chunk_conflicts",
+                                  {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
+            assert counts is not None
+            if fault:
+                raise TransientError(f"fault drill: ETL_FAULT_CHUNKS fails every attempt of the chunk starting "
+                                     f"{chunk_start} (rolled back before commit)")
+            duration_ms = int((time.monotonic() - began) * 1000)
+            result = ChunkResult(run_id, chunk_id, chunk_start, chunk_end, "SUCCEEDED", attempt,
+                                 visits=int(counts["visits"]), duration_ms=duration_ms,
+                                 **{f: int(counts[f]) for f in COUNT_FIELDS})
+            db.execute(conn, "ledger/complete_chunk", {**key, "attempt": attempt, "duration_ms": duration_ms,
+                                                       "visits": result.visits,
+                                                       **{f: getattr(result, f) for f in COUNT_FIELDS}})
+        return result
+    except Exception as exc:
+        error = as_pipeline_error(exc)
+        gave_up = final_attempt or isinstance(error, PermanentError)
+        _record_failure(conn, run_id, chunk_id, attempt, error, gave_up=gave_up)
+        raise error from exc
+
+
+def _lock_run(conn: Connection, run_id: int, *, exclusive: bool) -> dict[str, Any]:
+    """Lock the run row: chunks share it, staging and reconciliation take it exclusively, so staging is
+    never cleared or rebuilt under a chunk in flight. A chunk refuses a run that is not RUNNING."""
+    row = db.fetch_one(conn, "ledger/lock_run_exclusive" if exclusive else "ledger/lock_run_shared",
+                       {"run_id": run_id})
+    if row is None:
+        raise PermanentError(f"unknown run {run_id}")
+    status, staged_at = row["status"], row["staged_at"]
+    if not exclusive and (status != "RUNNING" or staged_at is None):
+        state = status if status != "RUNNING" else "RUNNING but not staged"
+        raise PermanentError(f"run {run_id} is {state}: chunk not applied")
+    return {"status": status, "staged_at": staged_at}
+
+
+def _check_chunk(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> dict[str, Any]:
+    """The chunk's ledger row; the message must name a chunk of a known run, with the ledger's range."""
+    chunk = db.fetch_one(conn, "ledger/get_chunk", {"run_id": run_id, "chunk_id": chunk_id})
+    conn.rollback()
+    if chunk is None:
+        if ledger.find_run(conn, run_id) is None:
+            conn.rollback()
+            raise PermanentError(f"unknown run {run_id}")
+        conn.rollback()
+        raise PermanentError(f"run {run_id} has no chunk {chunk_id}")
+    if (chunk["chunk_start"], chunk["chunk_end"]) != (chunk_start, chunk_end):
+        raise PermanentError(f"chunk {chunk_id} of run {run_id} covers {chunk['chunk_start']}..{chunk['chunk_end']}, "
+                             f"not {chunk_start}..{chunk_end}")
+    if chunk["status"] == "SUPERSEDED":
+        raise PermanentError(f"chunk {chunk_id} of run {run_id} was superseded by a re-plan")
+    return chunk
+
+
+def _duplicate(chunk: dict[str, Any], attempt: int | None) -> ChunkResult:
+    return ChunkResult(chunk["run_id"], chunk["chunk_id"], chunk["chunk_start"], chunk["chunk_end"], "DUPLICATE",
+                       attempt, visits=int(chunk["visits"] or 0), duration_ms=int(chunk["duration_ms"] or 0),
+                       **{f: int(chunk[f] or 0) for f in COUNT_FIELDS})
+
+
+def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, error: Exception, *,
+                    gave_up: bool) -> None:
+    """Best effort: the failure is recorded when the database is reachable; the retry happens anyway."""
+    with contextlib.suppress(psycopg2.Error, TransientError), db.transaction(conn):
+        db.execute(conn, "ledger/fail_chunk_attempt", {
+            "run_id": run_id, "chunk_id": chunk_id, "attempt": attempt,
+            "status": "FAILED" if gave_up else "RETRYING",
+            "error_type": type(error).__name__, "error": str(error)[:2000]})
+
+
+# --- reconciliation --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    run_id: int
+    status: str
+    error: str | None
+    chunks: int
+    failed_chunks: list[dict[str, Any]]
+    counts: dict[str, int]
+    rejected: int
+
+    def as_output(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def abort_run(conn: Connection, run_id: int, message: str) -> None:
+    """A step failed for good: mark the RUNNING run FAILED with the message and clear its staging (commits).
+    Its unfinished chunks stay as they are, for a redrive."""
+    with db.transaction(conn):
+        if _lock_run(conn, run_id, exclusive=True)["status"] == "RUNNING":
+            db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": "FAILED", "error": message[:4000]})
+        db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
+
+
+def reconcile_run(conn: Connection, run_id: int) -> RunOutcome:
+    """Check the run against the ledger and the output, mark it SUCCEEDED or FAILED, clear its staging.
+
+    Checks: every planned chunk succeeded (the ledger, not the callbacks, is the truth); no ACTIVE conflict
+    in the window lacks a succeeded chunk that owns its date. The run's counts are the sums of its chunks'."""
+    with db.transaction(conn):
+        lock = _lock_run(conn, run_id, exclusive=True)
+        run = ledger.get_run(conn, run_id)
+        if lock["status"] != "RUNNING":
+            raise PermanentError(f"run {run_id} is {lock['status']}, not RUNNING: nothing to reconcile")
+        chunks = [c for c in ledger.list_chunks(conn, run_id) if c["status"] != "SUPERSEDED"]
+        failed = [c for c in chunks if c["status"] != "SUCCEEDED"]
+        problems = []
+        if not chunks:
+            problems.append("no chunks were planned")
+        if failed:
+            names = ", ".join(f"{c['chunk_id']} ({c['chunk_start']}..{c['chunk_end']}: {c['status']}"
+                              f"{', ' + str(c['last_error']) if c['last_error'] else ''})" for c in failed)
+            problems.append(f"{len(failed)} of {len(chunks)} chunks did not succeed: {names}")
+        else:
+            unowned = db.fetch_one(conn, "ledger/count_unowned_active_conflicts", {
+                "run_id": run_id, "window_start": run["window_start"], "window_end": run["window_end"]})
+            if unowned and unowned["unowned"]:
+                problems.append(f"{unowned['unowned']} ACTIVE conflicts in the window have no succeeded chunk")
+        status = "FAILED" if problems else "SUCCEEDED"
+        error = "; ".join(problems)[:4000] if problems else None
+        finished = db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": status, "error": error})
+        assert finished is not None
+        db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
+    return RunOutcome(
+        run_id=run_id, status=status, error=error, chunks=len(chunks),
+        failed_chunks=[{"chunk_id": c["chunk_id"], "chunk_start": c["chunk_start"].isoformat(),
+                        "chunk_end": c["chunk_end"].isoformat(), "status": c["status"],
+                        "attempts": c["attempts"], "error": c["last_error"]} for c in failed],
+        counts={f: int(finished[f] or 0) for f in ("visits", *COUNT_FIELDS)},
+        rejected=int(finished["rejected_rows"] or 0))

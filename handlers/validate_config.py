@@ -1,0 +1,17 @@
+"""ValidateConfig: check the execution's request and the settings, then begin (or reopen) the run."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chunking import pipeline, runtime
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_name")
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    cfg = runtime.settings()
+    run = pipeline.validate_config(event, runtime.database(cfg), cfg)
+    logger.info("run begun", extra={"run_id": run["run_id"], "mode": run["mode"],
+                                    "window": f"{run['window_start']}..{run['window_end']}"})
+    return run

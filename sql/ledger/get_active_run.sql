@@ -1,0 +1,2 @@
+-- The active run, if any.
+SELECT * FROM etl.runs WHERE status = 'RUNNING';

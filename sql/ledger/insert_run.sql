@@ -1,0 +1,6 @@
+-- Begin a run; the partial unique index on RUNNING refuses a second active run.
+INSERT INTO etl.runs (execution_name, trigger, executor, window_start, window_end, status,
+                      chunk_days, max_chunk_rows, max_concurrency)
+VALUES (%(execution_name)s, %(trigger)s, %(executor)s, %(window_start)s, %(window_end)s, 'RUNNING',
+        %(chunk_days)s, %(max_chunk_rows)s, %(max_concurrency)s)
+RETURNING *;

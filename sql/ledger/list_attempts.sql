@@ -1,0 +1,2 @@
+-- Every attempt of every chunk of a run, in the order they started.
+SELECT * FROM etl.chunk_attempts WHERE run_id = %(run_id)s ORDER BY started_at, chunk_id, attempt;

@@ -1,0 +1,73 @@
+-- Task 01: stage the eligible visits a run needs for [range_start, range_end] and sync its rejected visits.
+-- Staged: every non-cancelled, eligible visit dated from range_start to partner_end (partners of the last
+-- day), plus the visits of ACTIVE conflicts dated in the range (so a chunk can tell a pair that moved
+-- to another date from one that no longer conflicts). Rejected: the ineligible, non-cancelled visits
+-- dated in the range, checked in the order the contract gives; stale rejections in the range are removed.
+WITH wanted AS (
+    SELECT v.*
+    FROM analytics.visits v
+    WHERE v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
+    UNION ALL
+    SELECT v.*
+    FROM analytics.visits v
+    WHERE v.visit_id IN (
+            SELECT m.visit_id FROM conflict.conflict_visit_maps m
+            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+            UNION
+            SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
+            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s)
+      AND v.visit_date NOT BETWEEN %(range_start)s AND %(partner_end)s
+),
+effective AS (
+    SELECT w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
+           coalesce(w.clock_in, w.scheduled_start) AS start_ts,
+           coalesce(w.clock_out, w.scheduled_end) AS end_ts,
+           (w.clock_in_lat BETWEEN -90 AND 90 AND w.clock_in_lon BETWEEN -180 AND 180) AS located,
+           w.clock_in_lat, w.clock_in_lon
+    FROM wanted w
+    WHERE w.status <> 'CANCELLED'
+),
+classified AS (
+    SELECT e.*,
+           CASE
+               WHEN e.end_ts <= e.start_ts THEN 'NON_POSITIVE_DURATION'
+               WHEN e.end_ts - e.start_ts > interval '24 hours' THEN 'DURATION_OVER_24H'
+               WHEN e.start_ts::date NOT BETWEEN e.visit_date - 1 AND e.visit_date + 1
+                   THEN 'START_OUTSIDE_VISIT_DATE'
+           END AS reason
+    FROM effective e
+),
+staged AS (
+    INSERT INTO etl.staged_visits (run_id, visit_id, caregiver_id, provider_id, visit_date, start_ts, end_ts,
+                                   lat, lon)
+    SELECT %(run_id)s, c.visit_id, c.caregiver_id, c.provider_id, c.visit_date, c.start_ts, c.end_ts,
+           CASE WHEN c.located THEN c.clock_in_lat END,
+           CASE WHEN c.located THEN c.clock_in_lon END
+    FROM classified c
+    WHERE c.reason IS NULL
+    RETURNING visit_date
+),
+rejected AS (
+    SELECT c.visit_id, c.visit_date, c.reason
+    FROM classified c
+    WHERE c.reason IS NOT NULL AND c.visit_date BETWEEN %(range_start)s AND %(range_end)s
+),
+recorded AS (
+    INSERT INTO conflict.rejected_visits AS r (visit_id, visit_date, reason, run_id)
+    SELECT visit_id, visit_date, reason, %(run_id)s FROM rejected
+    ON CONFLICT (visit_id) DO UPDATE
+        SET visit_date = EXCLUDED.visit_date, reason = EXCLUDED.reason, run_id = EXCLUDED.run_id
+        WHERE (r.visit_date, r.reason) IS DISTINCT FROM (EXCLUDED.visit_date, EXCLUDED.reason)
+    RETURNING 1
+),
+cleared AS (
+    DELETE FROM conflict.rejected_visits r
+    WHERE r.visit_date BETWEEN %(range_start)s AND %(range_end)s
+      AND NOT EXISTS (SELECT 1 FROM rejected x WHERE x.visit_id = r.visit_id)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM staged) AS staged_rows,
+       (SELECT count(*) FROM staged WHERE visit_date BETWEEN %(range_start)s AND %(range_end)s) AS owner_rows,
+       (SELECT count(*) FROM rejected) AS rejected_rows,
+       (SELECT count(*) FROM recorded) AS rejections_written,
+       (SELECT count(*) FROM cleared) AS rejections_cleared;

@@ -1,0 +1,56 @@
+"""Shared fixtures: a throwaway database per test session on a real PostgreSQL (the one $DATABASE_URL names,
+else the embedded one), schema applied by the same code as `db init`, tables emptied between tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from psycopg2 import sql
+
+from chunking import db
+
+TABLES = ("etl.chunk_attempts", "etl.chunks", "etl.staged_visits", "etl.runs", "conflict.conflict_visit_maps",
+          "conflict.rejected_visits", "analytics.visits")
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return os.environ.get("DATABASE_URL") or db.embedded_database_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg2.extensions.make_dsn(server_url, dbname=name)
+    conn = psycopg2.connect(url)
+    db.migrate(conn)
+    conn.close()
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to an empty pipeline database."""
+    connection = psycopg2.connect(database_url)
+    with connection.cursor() as cur:
+        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+            sql.SQL(", ").join(sql.SQL(t) for t in TABLES)))
+    connection.commit()
+    try:
+        yield connection
+    finally:
+        connection.close()
