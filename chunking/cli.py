@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,11 +20,16 @@ from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.planner import plan_chunks
-from chunking.runner import execution_name, follow, run_request
+from chunking.runner import RunReport, execution_name, follow, run_request
 from chunking.settings import Settings
 
 PROG = "etl-pipeline"
-RUNS_DIR = PROJECT_ROOT / ".runs"
+MAX_CHUNKS_SHOWN = 60
+
+
+def runs_dir() -> Path:
+    """Where local runs keep their logs and the emulated dead-letter queue (``ETL_RUNS_DIR``)."""
+    return Path(os.environ.get("ETL_RUNS_DIR") or PROJECT_ROOT / ".runs")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -52,7 +57,7 @@ def positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--database-url", help="PostgreSQL URL (default: $DATABASE_URL, else an embedded "
                                                "PostgreSQL under .pgdata/)")
     parser = OneLineParser(prog=PROG, description="Chunked conflict-map ETL: plan, run, inspect, redrive.")
@@ -156,9 +161,9 @@ def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> i
         check_window(args.start, args.end, settings.max_window_days)
         start, end = args.start, args.end
     else:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        start, end = default_window(datetime.now(timezone.utc), settings.timezone, settings.default_window_days)
+        start, end = default_window(datetime.now(UTC), settings.timezone, settings.default_window_days)
     ledger.raise_if_active(conn)
     conn.rollback()
     executor = ledger.local_executor()
@@ -273,24 +278,29 @@ def _cloud(args: argparse.Namespace, settings: Settings, name: str) -> Any:
                            worker_timeout_s=settings.worker_timeout_s,
                            retry_base_ms=min(settings.retry_base_ms, 1_000),
                            retry_max_ms=min(settings.retry_max_ms, 10_000))
-    log_path = getattr(args, "log_file", None) or RUNS_DIR / "logs" / f"{name}.jsonl"
+    log_path = getattr(args, "log_file", None) or runs_dir() / "logs" / f"{name}.jsonl"
     env = {k: v for k, v in os.environ.items() if k.startswith("ETL_")}
-    return LocalCloud(args.database_url, options=options, state_dir=RUNS_DIR / "local", env=env, log_path=log_path)
+    return LocalCloud(args.database_url, options=options, state_dir=runs_dir() / "local", env=env, log_path=log_path)
 
 
-def _report(args: argparse.Namespace, report: Any, **extra: Any) -> int:
+def _report(args: argparse.Namespace, report: RunReport, **extra: Any) -> int:
+    """The outcome: one JSON line with --json, else the run summary and its chunks. Exit 0 only on success."""
     if args.json:
         summary = views.run_json(report.run, report.chunks, execution_status=report.execution_status, **extra)
-        if report.run is None or report.execution_status != "SUCCEEDED":
+        if report.execution_status != "SUCCEEDED":
             summary["error"] = summary.get("error") or report.error
         print(json.dumps(views.json_ready(summary)))
     elif report.run is None:
         print(f"{PROG}: error: {report.error}", file=sys.stderr)
     else:
         print(views.run_summary(report.run, report.chunks))
-        if len(report.chunks) <= 60 or not report.succeeded:
+        shown = report.chunks if len(report.chunks) <= MAX_CHUNKS_SHOWN else \
+            [c for c in report.chunks if c["status"] != "SUCCEEDED"][:MAX_CHUNKS_SHOWN]
+        if shown:
             print()
-            print(views.chunk_table([c for c in report.chunks if not report.succeeded or True][:200]))
+            print(views.chunk_table(shown))
+        if len(shown) < len(report.chunks):
+            print(f"({len(report.chunks) - len(shown)} more chunks: `{PROG} status --run-id {report.run['run_id']}`)")
         if not report.succeeded and report.error and report.error not in (report.run.get("error") or ""):
             print(f"\nexecution: {report.error}")
     return 0 if report.succeeded else 1
@@ -307,9 +317,9 @@ def _letters_by_chunk(letters: list[dict[str, Any]], run_id: int) -> dict[int, d
 
 def _print_redrive_plan(args: argparse.Namespace, run: dict[str, Any], pending: list[dict[str, Any]],
                         letters: dict[int, dict[str, Any]]) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for c in pending:
         since = c["finished_at"] or c["queued_at"]
@@ -331,9 +341,9 @@ def _print_redrive_plan(args: argparse.Namespace, run: dict[str, Any], pending: 
 
 
 def _heartbeat_age(run: dict[str, Any]) -> float:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return (datetime.now(timezone.utc) - run["heartbeat_at"]).total_seconds()
+    return (datetime.now(UTC) - run["heartbeat_at"]).total_seconds()
 
 
 def _driver_alive(run: dict[str, Any]) -> tuple[bool, str]:

@@ -174,7 +174,7 @@ class LocalCloud:
                                                    "lambda": {"use_docker": False}}))
         self._stack.enter_context(_quiet_moto())
 
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs: Any = boto3.client("sqs", region_name=REGION)
         self.dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes={
             "MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -182,7 +182,7 @@ class LocalCloud:
             "VisibilityTimeout": str(visibility), "MessageRetentionPeriod": str(4 * 86400),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
                                          "maxReceiveCount": opts.max_receive_count})})["QueueUrl"]
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb: Any = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(TableName=IDEMPOTENCY_TABLE_NAME, BillingMode="PAY_PER_REQUEST",
                               AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                               KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
@@ -201,11 +201,11 @@ class LocalCloud:
                    response_headers: Any) -> bytes:
             return cloud._invoke(function_name, body, response_headers)
 
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
         self._stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
 
         definition = fill_placeholders(ASL_PATH.read_text(), self.substitutions())
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn: Any = boto3.client("stepfunctions", region_name=REGION)
         self.state_machine_arn = sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=definition,
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/conflict-map-state-machine")["stateMachineArn"]
@@ -241,12 +241,12 @@ class LocalCloud:
     # --- executions ------------------------------------------------------------------------------------------
 
     def start_execution(self, name: str, payload: dict[str, Any]) -> str:
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn: Any = boto3.client("stepfunctions", region_name=REGION)
         return str(sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
                                        input=json.dumps(payload))["executionArn"])
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn: Any = boto3.client("stepfunctions", region_name=REGION)
         return dict(sfn.describe_execution(executionArn=execution_arn))
 
     def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
@@ -261,7 +261,7 @@ class LocalCloud:
             time.sleep(interval_s)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn: Any = boto3.client("stepfunctions", region_name=REGION)
         events: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
         while True:
@@ -275,7 +275,7 @@ class LocalCloud:
 
     def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
         """Every message in the DLQ (body parsed, attributes flattened); those ``delete`` accepts are removed."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs: Any = boto3.client("sqs", region_name=REGION)
         seen: list[dict[str, Any]] = []
         handles: list[str] = []
         while True:
@@ -302,7 +302,7 @@ class LocalCloud:
         path = self._dlq_file()
         if not path.is_file():
             return
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs: Any = boto3.client("sqs", region_name=REGION)
         for letter in json.loads(path.read_text()):
             attributes = {k: {"DataType": "String", "StringValue": str(v)}
                           for k, v in letter.get("attributes", {}).items() if v not in (None, "")}
@@ -336,7 +336,7 @@ class LocalCloud:
 
     def _poll(self) -> None:
         """One worker of the event source mapping: receive a batch, invoke, delete what succeeded."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs: Any = boto3.client("sqs", region_name=REGION)
         handler = self._handlers["ChunkWorkerFunction"]
         while not self._stop.is_set():
             messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.options.batch_size,
@@ -363,14 +363,24 @@ class LocalCloud:
         for name in list(logging.root.manager.loggerDict):
             for h in logging.getLogger(name).handlers:
                 if isinstance(h, logging.StreamHandler) and isinstance(h.formatter, BasePowertoolsFormatter):
-                    previous = h.setStream(self.log_sink)  # type: ignore[arg-type]
-                    if previous is not None and previous is not self.log_sink:
-                        self._stack.callback(h.setStream, previous)
+                    self._stack.callback(_swap_stream, h, h.stream)
+                    _swap_stream(h, self.log_sink)
+
+
+def _swap_stream(handler: logging.StreamHandler, stream: Any) -> None:
+    """Point a handler at another stream without flushing the old one (it may be closed already)."""
+    if getattr(stream, "closed", False):
+        import sys
+
+        stream = sys.stdout
+    with handler.lock or contextlib.nullcontext():
+        handler.stream = stream
 
 
 def _load_handler(path: str) -> Callable[..., Any]:
     module, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    handler: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return handler
 
 
 def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:

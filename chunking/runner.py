@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from chunking import db, ledger
@@ -39,12 +39,12 @@ class RunReport:
 
     @property
     def succeeded(self) -> bool:
-        return bool(self.run) and self.run["status"] == "SUCCEEDED" and self.execution_status == "SUCCEEDED"
+        return self.run is not None and self.run["status"] == "SUCCEEDED" and self.execution_status == "SUCCEEDED"
 
 
 def execution_name(kind: str, *parts: object) -> str:
     """A readable, unique execution name (Step Functions allows 80 characters, no colons or spaces)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return "-".join([kind, *map(str, parts), stamp, secrets.token_hex(2)])[:80]
 
 

@@ -120,7 +120,7 @@ def _actuals(rng: random.Random, start: datetime, end: datetime, patient: Patien
     else:
         status = "COMPLETED"
     clock_in = start + timedelta(minutes=rng.randint(-10, 15), seconds=rng.randint(0, 59))
-    clock_out = end + timedelta(minutes=rng.randint(-15, 20), seconds=rng.randint(0, 59))
+    clock_out: datetime | None = end + timedelta(minutes=rng.randint(-15, 20), seconds=rng.randint(0, 59))
     wrong = rng.random()
     if wrong < 0.005:
         clock_out = clock_in - timedelta(minutes=rng.randint(1, 90))  # NON_POSITIVE_DURATION
@@ -128,7 +128,7 @@ def _actuals(rng: random.Random, start: datetime, end: datetime, patient: Patien
         clock_out = clock_in + timedelta(hours=rng.randint(25, 60))  # DURATION_OVER_24H
     elif wrong < 0.011:
         shift = timedelta(days=rng.choice((-3, -2, 2, 3)))
-        clock_in, clock_out = clock_in + shift, clock_out + shift  # START_OUTSIDE_VISIT_DATE
+        clock_in, clock_out = clock_in + shift, end + shift  # START_OUTSIDE_VISIT_DATE
     elif wrong < 0.03:
         clock_out = None  # forgot to clock out: the plan's end stands
     gps = rng.random()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chunking.console import cell, duration, table
@@ -36,7 +36,7 @@ def run_json(run: dict[str, Any] | None, chunks: list[dict[str, Any]], **extra: 
 
 def _seconds(start: Any, end: Any) -> float | None:
     if isinstance(start, datetime):
-        end = end if isinstance(end, datetime) else datetime.now(timezone.utc)
+        end = end if isinstance(end, datetime) else datetime.now(UTC)
         return round((end - start).total_seconds(), 3)
     return None
 

@@ -102,9 +102,9 @@ class ChunkWorker:
         final = receive_count >= self.settings.max_receive_count
         try:
             message = ChunkMessage.parse_body(record.body)
-        except PermanentError as error:
-            self._give_up(record, None, error, receive_count)
-            return {"status": "DEAD_LETTERED", "error": str(error)}
+        except PermanentError as malformed:
+            self._give_up(record, None, malformed, receive_count)
+            return {"status": "DEAD_LETTERED", "error": str(malformed)}
 
         log = {"run_id": message.run_id, "chunk_id": message.chunk_id, "correlation_id": message.correlation_id,
                "attempt": receive_count}

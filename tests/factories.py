@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg2.extras
 
-from chunking import db, ledger, tasks
+from chunking import ledger, tasks
 from chunking.db import Connection
 
 D = date.fromisoformat
