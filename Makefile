@@ -10,13 +10,20 @@ DEMO_VISITS ?= 200000
 
 .PHONY: install test demo lint clean
 
-install: $(VENV)/.installed
+# The deploy tests' Node tools (an ASL validator) come from tests/deploy/package-lock.json when npm exists;
+# without Node.js those tests skip and say why.
+NODE_TOOLS := $(if $(shell command -v npm 2>/dev/null),tests/deploy/node_modules/.package-lock.json)
+
+install: $(VENV)/.installed $(NODE_TOOLS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[local,dev]'
 	touch $@
+
+tests/deploy/node_modules/.package-lock.json: tests/deploy/package.json tests/deploy/package-lock.json
+	npm ci --prefix tests/deploy --no-audit --no-fund --loglevel=error
 
 test: install
 	$(BIN)/pytest -q
@@ -30,6 +37,36 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(SAM) validate --lint
+	$(SAM) build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .runs *.egg-info
+
+# --- AWS SAM ------------------------------------------------------------------------------------------------
+# `sam build` (BuildMethod: makefile, build_in_source in samconfig.toml) runs the build-<LogicalId> targets
+# below with ARTIFACTS_DIR set. Every function gets the same code, copied (no tests, no caches); the
+# third-party packages go once into DependenciesLayer as CPython 3.13 / arm64 wheels, whatever this
+# machine's Python and CPU (boto3 is in the Lambda runtime). See README, "Deploy to AWS".
+SAM := SAM_CLI_TELEMETRY=0 $(BIN)/sam
+LAMBDA_CODE         := handlers chunking sql
+LAMBDA_PYTHON       := 3.13
+# Lambda's python3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux wheels up to 2_28 are fine.
+LAMBDA_PLATFORMS    := manylinux2014_aarch64 manylinux_2_28_aarch64
+LAMBDA_REQUIREMENTS := psycopg2-binary==2.9.13 aws-lambda-powertools[parser]==3.37.0 pydantic==2.13.5
+LAMBDA_FUNCTIONS    := ValidateConfigFunction StageVisitsFunction PlanChunksFunction ReconcileRunFunction \
+                       ChunkWorkerFunction
+
+.PHONY: $(addprefix build-,$(LAMBDA_FUNCTIONS)) build-DependenciesLayer
+
+$(addprefix build-,$(LAMBDA_FUNCTIONS)):
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build" >&2; exit 2; }
+	mkdir -p "$(ARTIFACTS_DIR)"
+	tar -cf - --exclude=__pycache__ --exclude='*.pyc' $(LAMBDA_CODE) | tar -xf - -C "$(ARTIFACTS_DIR)"
+
+build-DependenciesLayer:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build" >&2; exit 2; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-warn-conflicts \
+		--target "$(ARTIFACTS_DIR)/python" --implementation cp --python-version $(LAMBDA_PYTHON) \
+		$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --only-binary=:all: $(foreach r,$(LAMBDA_REQUIREMENTS),'$(r)')
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
