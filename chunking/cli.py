@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from chunking import db, ledger, seed, views
 from chunking.console import Progress, table
 from chunking.db import PROJECT_ROOT, Connection
-from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
+from chunking.errors import EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.planner import plan_chunks
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrency", type=positive, help="chunks in flight at once (Map and workers)")
     p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     p.add_argument("--log-file", type=Path, help="write the handlers' JSON log lines here (local runs)")
+    p.add_argument("--stack-name", help="the deployed stack to run in (default: $ETL_STACK_NAME); see README, Deploy")
 
     p = sub.add_parser("status", parents=[common], help="the ledger: runs, chunks, attempts, errors")
     p.add_argument("--run-id", type=positive)
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only this chunk (repeatable)")
     p.add_argument("--local", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="list what would be redriven, change nothing")
+    p.add_argument("--stack-name", help="the deployed stack of the run (default: $ETL_STACK_NAME)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-concurrency", type=positive)
 
@@ -269,8 +271,9 @@ def cmd_abandon(args: argparse.Namespace, conn: Connection, settings: Settings) 
 
 def _cloud(args: argparse.Namespace, settings: Settings, name: str) -> Any:
     if not getattr(args, "local", False):
-        raise ConfigError("running against AWS needs the deployed stack (see README, Deploy); "
-                          "use --local to run on this machine")
+        from chunking.aws import AwsCloud
+
+        return AwsCloud(getattr(args, "stack_name", None))
     from chunking.emulator import LocalCloud, LocalOptions
 
     concurrency = getattr(args, "max_concurrency", None) or settings.max_concurrency
