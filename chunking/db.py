@@ -206,6 +206,8 @@ def embedded_database_url(data_dir: Path | None = None) -> str:
 
     Used when neither ``--database-url`` nor ``DATABASE_URL`` is given, so that a fresh clone runs with
     no installed server. The server stops when the last process using it exits."""
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) as pgserver loads: harmless here
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - the local extra is installed by `make install`
@@ -213,9 +215,7 @@ def embedded_database_url(data_dir: Path | None = None) -> str:
                           "PostgreSQL is not installed: run `make install`") from exc
     data_dir = Path(os.environ.get("ETL_DATA_DIR", data_dir or DEFAULT_DATA_DIR))
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI)
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
     _embedded_servers.append(server)  # keep a reference: the server lives as long as this process
     return str(server.get_uri())
 

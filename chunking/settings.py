@@ -29,6 +29,7 @@ TIMEOUT_MARGIN_MS = "ETL_TIMEOUT_MARGIN_MS"
 WORKER_TIMEOUT_S = "ETL_WORKER_TIMEOUT_S"
 RETRY_BASE_MS = "ETL_RETRY_BASE_MS"
 RETRY_MAX_MS = "ETL_RETRY_MAX_MS"
+CHUNK_TIMEOUT_S = "ETL_CHUNK_TIMEOUT_S"
 FAULT_CHUNKS = "ETL_FAULT_CHUNKS"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
@@ -53,6 +54,7 @@ class Settings:
     worker_timeout_s: int = 300
     retry_base_ms: int = 5_000
     retry_max_ms: int = 300_000
+    chunk_timeout_s: int | None = None
     default_window_days: int = 7
     timezone: str = "UTC"
     fault_chunks: frozenset[date] = frozenset()
@@ -77,14 +79,18 @@ class Settings:
             worker_timeout_s=_int(env, WORKER_TIMEOUT_S, cls.worker_timeout_s, minimum=1, maximum=900),
             retry_base_ms=_int(env, RETRY_BASE_MS, cls.retry_base_ms, minimum=0),
             retry_max_ms=_int(env, RETRY_MAX_MS, cls.retry_max_ms, minimum=0, maximum=43_200_000),
+            chunk_timeout_s=_int(env, CHUNK_TIMEOUT_S, 0, minimum=0) or None,
             default_window_days=_int(env, DEFAULT_WINDOW_DAYS, cls.default_window_days, minimum=1),
             timezone=env.get(TIMEZONE) or cls.timezone,
             fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
         )
 
     def chunk_timeout_seconds(self, max_concurrency: int) -> int:
-        """How long a Map item waits for its chunk's callback before giving up on it: every delivery with
-        its worst backoff, plus the time the chunk may queue behind the others in flight."""
+        """How long a Map item waits for its chunk's callback before giving up on it: ``ETL_CHUNK_TIMEOUT_S``
+        when set, else every delivery with its worst backoff, plus the time the chunk may queue behind the
+        others in flight. The ledger, not this wait, decides whether the chunk succeeded."""
+        if self.chunk_timeout_s:
+            return self.chunk_timeout_s
         per_attempt = self.worker_timeout_s + self.retry_max_ms // 1000
         return self.max_receive_count * per_attempt + max_concurrency * self.worker_timeout_s + 60
 

@@ -26,6 +26,7 @@ PARTNER_DAYS = 4
 COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 MIN_STATEMENT_MS = 1_000
 MAX_LOCK_WAIT_MS = 60_000
+CONNECTION_CHECK_MS = 5_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,13 +150,17 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
     try:
         with db.transaction(conn):
             timeout = statement_timeout_ms(remaining_ms(), margin_ms)
-            db.set_local(conn, statement_timeout=str(timeout), lock_timeout=str(min(timeout, MAX_LOCK_WAIT_MS)),
-                         application_name=f"conflict-map run {run_id} chunk {chunk_id}"[:63])
+            limits = {"statement_timeout": str(timeout), "lock_timeout": str(min(timeout, MAX_LOCK_WAIT_MS)),
+                      "application_name": f"conflict-map run {run_id} chunk {chunk_id}"[:63]}
+            if conn.server_version >= 140000:  # the server stops work for a client that has gone away
+                limits["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
+            db.set_local(conn, **limits)
             _lock_run(conn, run_id, exclusive=False)
             locked = db.fetch_one(conn, "ledger/lock_chunk", key)
-            if locked is None or locked["status"] == "SUCCEEDED":
+            assert locked is not None  # checked above, and chunk rows are never deleted
+            if locked["status"] == "SUCCEEDED":  # another delivery committed it while this one waited
                 db.execute(conn, "ledger/mark_attempt_duplicate", {**key, "attempt": attempt})
-                return _duplicate(_check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end), attempt)
+                return _duplicate(locked, attempt)
             counts = db.fetch_one(conn, "tasks/apply_chunk_conflicts",
                                   {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
             assert counts is not None

@@ -54,3 +54,15 @@ def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto for every AWS API, with the region and dummy credentials a Lambda function always has."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
