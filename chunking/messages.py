@@ -42,9 +42,9 @@ def one_line(exc: ValidationError) -> str:
     """A pydantic error as one line: ``field: problem; field: problem``."""
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "message"
+        where = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}")
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
 
 
