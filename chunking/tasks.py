@@ -142,6 +142,7 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
 
     with db.transaction(conn):
         started = db.fetch_one(conn, "ledger/start_chunk_attempt", {**key, "worker": worker})
+        db.execute(conn, "ledger/touch_run", {"run_id": run_id})  # the run's heartbeat: a worker is on it
     if started is None:  # another delivery finished it meanwhile
         return _duplicate(_check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end), attempt=None)
     attempt = int(started["attempt"])

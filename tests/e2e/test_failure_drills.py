@@ -188,3 +188,29 @@ def test_killed_run_is_shown_honestly_abandoned_and_a_new_run_completes(conn, et
     assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
     # the killed run's committed chunks stand: the new run found their conflicts unchanged
     assert fresh.json["unchanged"] == sum(c["inserted"] for c in shown["chunks"] if c["status"] == "SUCCEEDED") > 0
+
+
+def test_redrive_of_one_chunk_leaves_the_other_failed_chunk_and_its_dead_letter(conn, etl, population, monkeypatch):
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ETL_FAULT_CHUNKS", "2026-10-01,2026-10-05")
+    failed = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--json")
+    run_id = failed.json["run_id"]
+    ids = {c["chunk_start"]: c["chunk_id"] for c in failed.json["failed_chunks"]}
+    assert sorted(ids) == ["2026-10-01", "2026-10-05"]
+    monkeypatch.delenv("ETL_FAULT_CHUNKS")
+    # when only the Oct 5 chunk is redriven
+    partial = etl("redrive", "--run-id", str(run_id), "--chunk-id", str(ids["2026-10-05"]), "--local", "--json")
+    # then that chunk succeeds, but the run stays FAILED naming the other; only the redriven letter is removed
+    assert partial.code == 1 and partial.json["dead_letters_removed"] == 1
+    assert [c["chunk_start"] for c in partial.json["failed_chunks"]] == ["2026-10-01"]
+    chunks = _chunks(conn, run_id)
+    assert (chunks["2026-10-05"]["status"], chunks["2026-10-01"]["status"]) == ("SUCCEEDED", "FAILED")
+    dry = etl("redrive", "--run-id", str(run_id), "--local", "--dry-run", "--json")
+    assert [(c["chunk_start"], c["in_dead_letter_queue"]) for c in dry.json["would_redrive"]] == [("2026-10-01", True)]
+    # and redriving the rest finishes it
+    final = etl("redrive", "--run-id", str(run_id), "--local", "--json")
+    assert final.code == 0 and final.json["status"] == "SUCCEEDED"
+    assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
+    assert ledger.get_run(conn, run_id)["redrives"] == 2
+    conn.rollback()
