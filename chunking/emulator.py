@@ -76,7 +76,7 @@ class LambdaContext:
     def __post_init__(self) -> None:
         self.invoked_function_arn = function_arn(self.function_name)
         self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = "local"
+        self.log_stream_name = threading.current_thread().name  # one per emulated container
         self._deadline = time.monotonic() + self.timeout_s
 
     def get_remaining_time_in_millis(self) -> int:

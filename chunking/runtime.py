@@ -33,9 +33,9 @@ def database(cfg: Settings) -> Connection:
 
 def chunk_worker(context: Any) -> ChunkWorker:
     cfg = settings()
+    # A Lambda execution environment (container) writes to its own log stream: that names the worker.
     worker = container_worker(lambda: ChunkWorker(
-        cfg, lambda: database(cfg), worker_name=f"{getattr(context, 'function_name', 'worker')}/"
-                                               f"{getattr(context, 'aws_request_id', '-')[:8]}"))
+        cfg, lambda: database(cfg), worker_name=str(getattr(context, "log_stream_name", None) or "worker")[-60:]))
     worker.register_lambda_context(context)
     return worker
 
