@@ -13,7 +13,7 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Any, NoReturn
 
-from chunking import db, ledger, seed, views
+from chunking import db, ledger, report, seed, views
 from chunking.console import Progress, table
 from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import EtlError, InputError, RunAlreadyActive
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", type=positive)
     p.add_argument("--limit", type=positive, default=20)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", parents=[common], help="write a run's report: one self-contained HTML page")
+    p.add_argument("--run-id", type=positive, required=True)
+    p.add_argument("--out", type=Path, help="the HTML file to write (default: run-R-report.html here)")
 
     p = sub.add_parser("redrive", parents=[common], help="re-process the failed chunks of a run and finish it")
     p.add_argument("--run-id", type=positive, required=True)
@@ -204,6 +208,18 @@ def cmd_status(args: argparse.Namespace, conn: Connection, settings: Settings) -
         print("no runs yet: `etl-pipeline run --local --start YYYY-MM-DD --end YYYY-MM-DD`")
     else:
         print(views.runs_table(runs))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, conn: Connection, settings: Settings) -> int:
+    db.require_schema(conn)
+    out = args.out or Path(f"run-{args.run_id}-report.html")
+    page = report.render(report.gather(conn, args.run_id))
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    print(f"wrote the report of run {args.run_id} to {out}")
     return 0
 
 
@@ -375,7 +391,7 @@ def _liveness_line(run: dict[str, Any]) -> str:
 
 
 COMMANDS = {"init": cmd_db_init, "seed": cmd_seed, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
-            "redrive": cmd_redrive, "abandon": cmd_abandon}
+            "report": cmd_report, "redrive": cmd_redrive, "abandon": cmd_abandon}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
