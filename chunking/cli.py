@@ -19,7 +19,7 @@ from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
-from chunking.planner import plan_chunks
+from chunking.preview import preview
 from chunking.runner import RunReport, execution_name, follow, run_request
 from chunking.settings import Settings
 
@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--replace", action="store_true", help="empty analytics.visits first")
     mode.add_argument("--append", action="store_true", help="add to the visits already there")
 
-    p = sub.add_parser("plan", parents=[common], help="print the chunk plan for a window (changes nothing)")
+    p = sub.add_parser("plan", parents=[common], help="preview a window's chunks, limits and cost (changes nothing)")
     _window_args(p, required=True)
     _chunk_args(p)
+    p.add_argument("--max-concurrency", type=positive, help="chunks in flight at once (the plan uses at least as many)")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("run", parents=[common], help="run the pipeline over a window")
     p.add_argument("--local", action="store_true", help="run here, through the emulated cloud")
@@ -147,16 +149,14 @@ def cmd_seed(args: argparse.Namespace, conn: Connection, settings: Settings) -> 
 def cmd_plan(args: argparse.Namespace, conn: Connection, settings: Settings) -> int:
     db.require_schema(conn)
     check_window(args.start, args.end, settings.max_window_days)
-    loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(
-        conn, "tasks/count_visits_by_day", {"window_start": args.start, "window_end": args.end})}
-    conn.rollback()
-    chunks = plan_chunks(args.start, args.end, loads, chunk_days=args.chunk_days or settings.chunk_days,
-                         max_chunk_rows=args.max_chunk_rows or settings.max_chunk_rows)
-    print(f"window {args.start}..{args.end}: {len(chunks)} chunks, {sum(loads.values()):,} visits "
-          f"(non-cancelled; staging may reject a few)")
-    print(table(["chunk", "start", "end", "days", "est. visits"],
-                [[c.chunk_id, c.start, c.end, c.days, c.estimated_rows] for c in chunks]))
-    return 0
+    shown = preview(conn, settings, args.start, args.end, chunk_days=args.chunk_days or settings.chunk_days,
+                    fixed_rows=args.max_chunk_rows or settings.max_chunk_rows,
+                    concurrency=args.max_concurrency or settings.max_concurrency)
+    if args.json:
+        print(json.dumps(shown.as_dict()))
+    else:
+        print(views.plan_preview(shown))
+    return 0 if shown.budget.fits else 1
 
 
 def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> int:

@@ -50,6 +50,7 @@ FUNCTIONS = {
     "ReconcileRunFunction": "handlers.reconcile_run.lambda_handler",
     "ChunkWorkerFunction": "handlers.chunk_worker.lambda_handler",
 }
+WORKER_FUNCTION = "ChunkWorkerFunction"  # invoked by the queue's event source mapping, not by the state machine
 
 
 def function_arn(logical_id: str) -> str:
@@ -216,7 +217,7 @@ class LocalCloud:
 
     def substitutions(self) -> dict[str, str]:
         """The values template.yaml's DefinitionSubstitutions give the placeholders, for this emulator."""
-        subs = {f"{name}Arn": function_arn(name) for name in FUNCTIONS}
+        subs = {f"{name}Arn": function_arn(name) for name in FUNCTIONS if name != WORKER_FUNCTION}
         subs["ChunkQueueUrl"] = self.queue_url
         return subs
 
@@ -337,7 +338,7 @@ class LocalCloud:
     def _poll(self) -> None:
         """One worker of the event source mapping: receive a batch, invoke, delete what succeeded."""
         sqs: Any = boto3.client("sqs", region_name=REGION)
-        handler = self._handlers["ChunkWorkerFunction"]
+        handler = self._handlers[WORKER_FUNCTION]
         while not self._stop.is_set():
             messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.options.batch_size,
                                            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])

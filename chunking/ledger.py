@@ -41,7 +41,7 @@ def describe_run(run: Row) -> str:
 
 
 def begin_run(conn: Connection, *, execution_name: str, trigger: str, executor: str | None,
-              window_start: date, window_end: date, chunk_days: int, max_chunk_rows: int,
+              window_start: date, window_end: date, chunk_days: int, max_chunk_rows: int | None,
               max_concurrency: int) -> Row:
     """Create the run of an execution (idempotent per execution name) and commit it.
 
@@ -127,9 +127,10 @@ def unfinished_chunks(conn: Connection, run_id: int) -> list[Row]:
     return db.fetch_all(conn, "ledger/list_unfinished_chunks", {"run_id": run_id})
 
 
-def insert_chunks(conn: Connection, run_id: int, chunks: Iterable[Chunk]) -> None:
+def insert_chunks(conn: Connection, run_id: int, chunks: Iterable[Chunk], split_from: int | None = None) -> None:
     params = [{"run_id": run_id, "chunk_id": c.chunk_id, "chunk_start": c.start, "chunk_end": c.end,
-               "estimated_rows": c.estimated_rows} for c in chunks]
+               "estimated_rows": c.estimated_rows, "estimated_ms": c.estimated_ms, "split_from": split_from}
+              for c in chunks]
     with conn.cursor() as cur:
         psycopg2.extras.execute_batch(cur, db.load_sql("ledger/insert_chunk"), params)
 

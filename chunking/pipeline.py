@@ -31,7 +31,7 @@ class RunContext(BaseModel):
     stage_start: IsoDate
     stage_end: IsoDate
     chunk_days: int = Field(ge=1)
-    max_chunk_rows: int = Field(ge=1)
+    max_chunk_rows: int | None = Field(default=None, ge=1)
     max_concurrency: int = Field(ge=1, le=40)
     correlation_id: str
     chunk_timeout_seconds: int = Field(ge=1)
@@ -134,17 +134,20 @@ def stage(event: Any, conn: Connection) -> dict[str, Any]:
             "rejections_cleared": result.rejections_cleared}
 
 
-def plan(event: Any, conn: Connection) -> dict[str, Any]:
+def plan(event: Any, conn: Connection, settings: Settings) -> dict[str, Any]:
     """PlanChunks: the chunk list the Map fans out (a fresh plan, or the unfinished chunks of a redrive)."""
     run = RunContext.of(event)
+    sizing = tasks.plan_sizing(conn, settings, chunk_days=run.chunk_days, fixed_rows=run.max_chunk_rows,
+                               concurrency=run.max_concurrency)
     if run.mode == "redrive":
-        chunks = tasks.requeue_chunks(conn, run.run_id, run.redrive_chunk_ids)
+        chunks = tasks.requeue_chunks(conn, run.run_id, run.redrive_chunk_ids, sizing)
     else:
         chunks = tasks.plan_run(conn, {"run_id": run.run_id, "window_start": run.window_start,
-                                       "window_end": run.window_end},
-                                chunk_days=run.chunk_days, max_chunk_rows=run.max_chunk_rows)
+                                       "window_end": run.window_end}, sizing)
     return {"count": len(chunks), "chunks": [c.as_item() for c in chunks],
-            "estimated_rows": sum(c.estimated_rows for c in chunks)}
+            "estimated_rows": sum(c.estimated_rows for c in chunks),
+            "estimated_ms": max((c.estimated_ms or 0 for c in chunks), default=0),
+            "sizing": sizing.as_dict()}
 
 
 def reconcile(event: Any, conn: Connection) -> dict[str, Any]:

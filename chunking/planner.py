@@ -1,15 +1,41 @@
 """The chunk planner: splits a window of service dates into chunks sized from real row counts.
 
 A chunk is a contiguous range of dates. The plan covers the window exactly, without gaps or overlaps;
-a chunk spans at most ``chunk_days`` days and holds at most ``max_chunk_rows`` staged rows, except a
-single day heavier than that, which becomes a chunk of its own (a conflict date cannot be split).
+a chunk spans at most ``chunk_days`` days and holds at most a cap of staged rows, except a single day
+heavier than that, which becomes a chunk of its own (a conflict date cannot be split).
+
+The cap is either fixed (``max_chunk_rows``) or adaptive: the rows a chunk can process in a target
+duration at the throughput measured by earlier runs (a documented default without history), never more
+than a quarter of the worker's timeout. An adaptive plan also splits the window into at least as many
+chunks as run at once, balanced by rows, so the concurrency is used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
+from typing import Any
+
+# With no history, assume this many staged rows per second per chunk: conservative against the ~100k/s
+# measured on a 2-core machine (docs/benchmarks.md), so a first plan errs towards smaller chunks.
+DEFAULT_ROWS_PER_SECOND = 50_000.0
+# What a chunk costs whatever its size: queue, invocation, connection, ledger (measured locally; larger in AWS).
+CHUNK_OVERHEAD_MS = 150
+# A rate measured on fewer rows than this is mostly overhead: not used to size chunks.
+MIN_ROWS_MEASURED = 1_000
+# A chunk that ran out of time proves the throughput was at most rows/elapsed; plan below it, with margin.
+TIMEOUT_SAFETY = 0.5
+
+# Step Functions limits for one Standard execution with an inline Map (AWS quotas).
+MAX_HISTORY_EVENTS = 25_000
+EVENTS_PER_CHUNK = 10  # 8 for a chunk that succeeds (measured), 10 for one whose failure is caught
+EVENTS_FIXED = 200  # the other states, with room for their retries
+MAX_PAYLOAD_BYTES = 256 * 1024
+STATE_OVERHEAD_BYTES = 4_096  # the run context and the step outputs carried beside the chunk list
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +44,7 @@ class Chunk:
     start: date
     end: date
     estimated_rows: int
+    estimated_ms: int | None = None
 
     @property
     def days(self) -> int:
@@ -27,6 +54,60 @@ class Chunk:
         """The Map item the state machine fans out (small: the whole list counts toward 256 KB)."""
         return {"chunk_id": self.chunk_id, "chunk_start": self.start.isoformat(),
                 "chunk_end": self.end.isoformat()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    rows_per_second: float
+    source: str  # "default", or what it was measured on
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizing:
+    """How a plan is sized; recorded on the run."""
+
+    mode: str  # "fixed" or "adaptive"
+    chunk_days: int
+    max_chunk_rows: int
+    min_chunks: int
+    rows_per_second: float
+    throughput_source: str
+    target_chunk_seconds: float
+
+    def estimate_ms(self, rows: int) -> int:
+        return CHUNK_OVERHEAD_MS + int(rows / self.rows_per_second * 1000)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How a plan sits against the limits of one execution."""
+
+    chunks: int
+    history_events: int
+    map_input_bytes: int
+
+    @property
+    def max_chunks(self) -> int:
+        return min((MAX_HISTORY_EVENTS - EVENTS_FIXED) // EVENTS_PER_CHUNK,
+                   (MAX_PAYLOAD_BYTES - STATE_OVERHEAD_BYTES) // max(1, self.map_input_bytes // max(1, self.chunks)))
+
+    @property
+    def fits(self) -> bool:
+        return self.history_events <= MAX_HISTORY_EVENTS and \
+            self.map_input_bytes + STATE_OVERHEAD_BYTES <= MAX_PAYLOAD_BYTES
+
+    def describe(self) -> str:
+        return (f"{self.chunks} chunks: ~{self.history_events:,} of {MAX_HISTORY_EVENTS:,} history events "
+                f"({self.history_events / MAX_HISTORY_EVENTS:.1%}), Map input {self.map_input_bytes:,} of "
+                f"{MAX_PAYLOAD_BYTES:,} bytes ({(self.map_input_bytes + STATE_OVERHEAD_BYTES) / MAX_PAYLOAD_BYTES:.1%} "
+                "with the run's state)")
+
+
+class PlanTooLarge(ValueError):
+    """The window needs more chunks than one execution can carry."""
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -56,3 +137,104 @@ def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date,
     assert start is not None
     chunks.append(Chunk(first_chunk_id + len(chunks), start, window_end, rows))
     return chunks
+
+
+def measured_throughput(history: Iterable[Mapping[str, Any]], default: float = DEFAULT_ROWS_PER_SECOND) -> Throughput:
+    """Rows per second for sizing: the median of recent succeeded chunks, capped below any rate that ran
+    out of time; the default when nothing usable was measured."""
+    succeeded = [r["rows"] / (r["elapsed_ms"] / 1000) for r in history
+                 if r["kind"] == "succeeded" and r["rows"] >= MIN_ROWS_MEASURED and r["elapsed_ms"] > 0]
+    timed_out = [r["rows"] / (r["elapsed_ms"] / 1000) for r in history
+                 if r["kind"] == "timed_out" and r["rows"] >= MIN_ROWS_MEASURED and r["elapsed_ms"] > 0]
+    rate, source = default, "default (no history)"
+    if succeeded:
+        rate, source = statistics.median(succeeded), f"median of {len(succeeded)} recent chunks"
+    if timed_out and min(timed_out) * TIMEOUT_SAFETY < rate:
+        rate = min(timed_out) * TIMEOUT_SAFETY
+        source += f", capped by {len(timed_out)} timed-out attempt{'s' if len(timed_out) > 1 else ''}"
+    return Throughput(max(rate, 1.0), source)
+
+
+def fixed_sizing(chunk_days: int, max_chunk_rows: int) -> Sizing:
+    """Caps given outright (no throughput involved): what ``--max-chunk-rows`` asks for."""
+    return Sizing("fixed", chunk_days, max_chunk_rows, 1, DEFAULT_ROWS_PER_SECOND, "default (fixed caps)", 0.0)
+
+
+def adaptive_sizing(throughput: Throughput, *, chunk_days: int, target_chunk_seconds: float,
+                    worker_timeout_s: int, concurrency: int, fixed_rows: int | None = None) -> Sizing:
+    """The plan's caps: fixed rows when given, else what fits the target duration (at most a quarter of
+    the worker's timeout) at the measured throughput."""
+    target = min(target_chunk_seconds, worker_timeout_s / 4)
+    if fixed_rows:
+        return Sizing("fixed", chunk_days, fixed_rows, 1, throughput.rows_per_second, throughput.source, target)
+    budget_ms = max(1.0, target * 1000 - CHUNK_OVERHEAD_MS)
+    cap = max(1, int(throughput.rows_per_second * budget_ms / 1000))
+    return Sizing("adaptive", chunk_days, cap, max(1, concurrency), throughput.rows_per_second, throughput.source,
+                  target)
+
+
+def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date, int], sizing: Sizing,
+                first_chunk_id: int = 1) -> list[Chunk]:
+    """Plan a window with a sizing: fixed caps as given; adaptive caps balanced so that there are at least
+    ``min_chunks`` chunks (when the window has that many days), as even in rows as contiguity allows."""
+    cap = sizing.max_chunk_rows
+    wanted = 1
+    if sizing.mode == "adaptive":
+        days = days_between(window_start, window_end)
+        total = sum(max(0, int(rows_by_day.get(d, 0))) for d in days)
+        wanted = max(min(sizing.min_chunks, len(days)), math.ceil(total / cap) if total else 1)
+        cap = _balanced_cap(window_start, window_end, rows_by_day, sizing.chunk_days, wanted, cap)
+    chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap)
+    while len(chunks) < wanted:  # contiguity can leave fewer chunks than the concurrency: halve the heaviest
+        heaviest = max(chunks, key=lambda c: c.estimated_rows)
+        halves = split_chunk(heaviest, rows_by_day, first_chunk_id=heaviest.chunk_id)
+        if len(halves) < 2 or min(h.estimated_rows for h in halves) == 0:
+            break  # its rows sit on one day: nothing to gain
+        at = chunks.index(heaviest)
+        chunks[at:at + 1] = halves
+    return [dataclasses.replace(c, chunk_id=first_chunk_id + i, estimated_ms=sizing.estimate_ms(c.estimated_rows))
+            for i, c in enumerate(chunks)]
+
+
+def _balanced_cap(start: date, end: date, rows_by_day: Mapping[date, int], chunk_days: int, wanted: int,
+                  ceiling: int) -> int:
+    """The smallest row cap (at most ``ceiling``) whose greedy plan has no more than ``wanted`` chunks."""
+    low, high = 1, max(1, ceiling)
+    if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=high)) > wanted:
+        return high  # the day limit or the ceiling already forces more chunks: nothing to balance
+    while low < high:
+        middle = (low + high) // 2
+        if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=middle)) <= wanted:
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+def split_chunk(chunk: Chunk, rows_by_day: Mapping[date, int], first_chunk_id: int) -> list[Chunk]:
+    """A chunk in two, cut at the day that best halves its rows (a chunk that ran out of time is redriven
+    in pieces); a single day cannot be cut."""
+    days = days_between(chunk.start, chunk.end)
+    if len(days) < 2:
+        return [chunk]
+    rows = [max(0, int(rows_by_day.get(d, 0))) for d in days]
+    total = sum(rows)
+    prefix = [sum(rows[:i]) for i in range(1, len(days))]
+    cut = min(range(1, len(days)), key=lambda i: (abs(2 * prefix[i - 1] - total), abs(2 * i - len(days))))
+    return [Chunk(first_chunk_id, days[0], days[cut - 1], prefix[cut - 1]),
+            Chunk(first_chunk_id + 1, days[cut], days[-1], total - prefix[cut - 1])]
+
+
+def budget(chunks: Sequence[Chunk]) -> Budget:
+    """What the plan costs one execution: history events and the Map's input size."""
+    items = json.dumps([c.as_item() for c in chunks], separators=(",", ":"))
+    return Budget(len(chunks), EVENTS_FIXED + EVENTS_PER_CHUNK * len(chunks), len(items.encode()))
+
+
+def check_budget(chunks: Sequence[Chunk]) -> Budget:
+    """Refuse a plan one execution cannot carry, saying by how much and what to do."""
+    used = budget(chunks)
+    if not used.fits:
+        raise PlanTooLarge(f"the window needs {used.describe()}: over what one execution allows; "
+                           f"split it into windows of at most {used.max_chunks} chunks, or raise --chunk-days")
+    return used

@@ -30,6 +30,7 @@ WORKER_TIMEOUT_S = "ETL_WORKER_TIMEOUT_S"
 RETRY_BASE_MS = "ETL_RETRY_BASE_MS"
 RETRY_MAX_MS = "ETL_RETRY_MAX_MS"
 CHUNK_TIMEOUT_S = "ETL_CHUNK_TIMEOUT_S"
+TARGET_CHUNK_SECONDS = "ETL_TARGET_CHUNK_SECONDS"
 FAULT_CHUNKS = "ETL_FAULT_CHUNKS"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
@@ -46,8 +47,9 @@ class Settings:
     chunk_dlq_url: str | None = None
     idempotency_table: str | None = None
     max_window_days: int = 366
-    chunk_days: int = 7
-    max_chunk_rows: int = 100_000
+    chunk_days: int = 31
+    max_chunk_rows: int | None = None  # None: adaptive, sized from measured throughput
+    target_chunk_seconds: int = 120
     max_concurrency: int = 4
     max_receive_count: int = 5
     timeout_margin_ms: int = 15_000
@@ -72,7 +74,8 @@ class Settings:
             idempotency_table=env.get(IDEMPOTENCY_TABLE) or None,
             max_window_days=_int(env, MAX_WINDOW_DAYS, cls.max_window_days, minimum=1),
             chunk_days=_int(env, CHUNK_DAYS, cls.chunk_days, minimum=1),
-            max_chunk_rows=_int(env, MAX_CHUNK_ROWS, cls.max_chunk_rows, minimum=1),
+            max_chunk_rows=_int(env, MAX_CHUNK_ROWS, 0, minimum=0) or None,
+            target_chunk_seconds=_int(env, TARGET_CHUNK_SECONDS, cls.target_chunk_seconds, minimum=1),
             max_concurrency=_int(env, MAX_CONCURRENCY, cls.max_concurrency, minimum=1, maximum=40),
             max_receive_count=_int(env, MAX_RECEIVE_COUNT, cls.max_receive_count, minimum=1),
             timeout_margin_ms=_int(env, TIMEOUT_MARGIN_MS, cls.timeout_margin_ms, minimum=0),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -16,7 +17,18 @@ import psycopg2
 from chunking import db, ledger
 from chunking.db import Connection
 from chunking.errors import PermanentError, TransientError, as_pipeline_error
-from chunking.planner import Chunk, plan_chunks
+from chunking.planner import (
+    MIN_ROWS_MEASURED,
+    Chunk,
+    PlanTooLarge,
+    Sizing,
+    adaptive_sizing,
+    check_budget,
+    measured_throughput,
+    plan_window,
+    split_chunk,
+)
+from chunking.settings import Settings
 
 # An eligible visit starts within a day of its visit_date and lasts at most 24 h, so its interval lies in
 # [visit_date - 1, visit_date + 3); a TRAVEL partner may start up to 2 h after the owner ends. A partner of
@@ -67,18 +79,40 @@ def rows_by_day(conn: Connection, run_id: int, window_start: date, window_end: d
     return {r["visit_date"]: int(r["rows"]) for r in rows}
 
 
-def plan_run(conn: Connection, run: dict[str, Any], *, chunk_days: int, max_chunk_rows: int) -> list[Chunk]:
-    """Plan the chunks of a fresh run from its staged rows per day and record them (commits)."""
+HISTORY_DAYS = 30
+
+
+def plan_sizing(conn: Connection, settings: Settings, *, chunk_days: int, fixed_rows: int | None,
+                concurrency: int) -> Sizing:
+    """How to size a plan now: fixed rows when asked for, else from the throughput recent runs measured."""
+    history = db.fetch_all(conn, "tasks/chunk_history", {
+        "min_rows": MIN_ROWS_MEASURED, "days": HISTORY_DAYS, "worker_timeout_ms": settings.worker_timeout_s * 1000})
+    conn.rollback()
+    return adaptive_sizing(measured_throughput(history), chunk_days=chunk_days,
+                           target_chunk_seconds=settings.target_chunk_seconds,
+                           worker_timeout_s=settings.worker_timeout_s, concurrency=concurrency, fixed_rows=fixed_rows)
+
+
+def plan_run(conn: Connection, run: dict[str, Any], sizing: Sizing) -> list[Chunk]:
+    """Plan the chunks of a fresh run from its staged rows per day and record them with the sizing (commits).
+    A plan one execution cannot carry is refused (:class:`PermanentError`), naming the limit."""
     loads = rows_by_day(conn, run["run_id"], run["window_start"], run["window_end"])
-    chunks = plan_chunks(run["window_start"], run["window_end"], loads,
-                         chunk_days=chunk_days, max_chunk_rows=max_chunk_rows)
+    chunks = plan_window(run["window_start"], run["window_end"], loads, sizing)
+    try:
+        check_budget(chunks)
+    except PlanTooLarge as exc:
+        raise PermanentError(str(exc)) from None
     with db.transaction(conn):
         ledger.insert_chunks(conn, run["run_id"], chunks)
+        db.execute(conn, "ledger/record_sizing", {"run_id": run["run_id"], "sizing": json.dumps(sizing.as_dict())})
     return chunks
 
 
-def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None) -> list[Chunk]:
-    """The unfinished chunks of a run (all, or those named), put back to PENDING for a redrive (commits)."""
+def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, sizing: Sizing) -> list[Chunk]:
+    """The unfinished chunks of a run (all, or those named), back to PENDING for a redrive (commits).
+
+    A chunk whose last attempt ran out of time is not retried at the same size: it is superseded by two
+    halves (balanced by rows), so a redrive converges instead of timing out forever."""
     rows = ledger.unfinished_chunks(conn, run_id)
     if chunk_ids:
         known = {r["chunk_id"] for r in rows}
@@ -87,10 +121,34 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None) -
             conn.rollback()
             raise PermanentError(f"run {run_id} has no unfinished chunk {', '.join(map(str, missing))}")
         rows = [r for r in rows if r["chunk_id"] in set(chunk_ids)]
+    if not rows:
+        conn.rollback()
+        return []
+    loads = rows_by_day(conn, run_id, min(r["chunk_start"] for r in rows), max(r["chunk_end"] for r in rows))
+    next_id = int((db.fetch_one(conn, "ledger/max_chunk_id", {"run_id": run_id}) or {"max_chunk_id": 0})
+                  ["max_chunk_id"]) + 1
+    queued: list[Chunk] = []
     with db.transaction(conn):
         for r in rows:
-            db.execute(conn, "ledger/requeue_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"]})
-    return [Chunk(r["chunk_id"], r["chunk_start"], r["chunk_end"], int(r["estimated_rows"])) for r in rows]
+            rows_in = sum(n for d, n in loads.items() if r["chunk_start"] <= d <= r["chunk_end"])
+            chunk = Chunk(r["chunk_id"], r["chunk_start"], r["chunk_end"], rows_in, sizing.estimate_ms(rows_in))
+            if ran_out_of_time(r) and chunk.days > 1:
+                if db.fetch_one(conn, "ledger/supersede_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"]}):
+                    halves = [dataclasses.replace(h, estimated_ms=sizing.estimate_ms(h.estimated_rows))
+                              for h in split_chunk(chunk, loads, next_id)]
+                    next_id += len(halves)
+                    ledger.insert_chunks(conn, run_id, halves, split_from=r["chunk_id"])
+                    queued.extend(halves)
+            elif db.fetch_one(conn, "ledger/requeue_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"],
+                                                              "estimated_rows": rows_in,
+                                                              "estimated_ms": chunk.estimated_ms}):
+                queued.append(chunk)
+    return queued
+
+
+def ran_out_of_time(chunk: dict[str, Any]) -> bool:
+    """Did the chunk's last attempt fail because the database cancelled it at its time limit?"""
+    return "statement timeout" in str(chunk.get("last_error") or "")
 
 
 # --- Task 02 ---------------------------------------------------------------------------------------------
@@ -159,6 +217,8 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
             _lock_run(conn, run_id, exclusive=False)
             locked = db.fetch_one(conn, "ledger/lock_chunk", key)
             assert locked is not None  # checked above, and chunk rows are never deleted
+            if locked["status"] == "SUPERSEDED":  # a redrive split it while this delivery waited
+                raise PermanentError(f"chunk {chunk_id} of run {run_id} was superseded by a re-plan")
             if locked["status"] == "SUCCEEDED":  # another delivery committed it while this one waited
                 db.execute(conn, "ledger/mark_attempt_duplicate", {**key, "attempt": attempt})
                 return _duplicate(locked, attempt)

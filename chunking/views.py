@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chunking.console import cell, duration, table
+from chunking.planner import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, STATE_OVERHEAD_BYTES
+from chunking.preview import FUNCTION_MEMORY_GB, PRICES, Preview
 
 COUNTS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 
@@ -91,3 +93,56 @@ def json_ready(value: Any) -> Any:
     if hasattr(value, "as_integer_ratio") and not isinstance(value, int | float):
         return float(value)
     return value
+
+
+def plan_preview(p: Preview) -> str:
+    """The plan preview: chunks with estimates and earlier coverage, the execution's budgets, the cost."""
+    s = p.sizing
+    how = (f"fixed: at most {s.max_chunk_rows:,} visits and {s.chunk_days} days per chunk" if s.mode == "fixed" else
+           f"adaptive: {s.rows_per_second:,.0f} visits/s ({s.throughput_source}), target {s.target_chunk_seconds:.0f} s"
+           f" per chunk (at most {s.max_chunk_rows:,} visits), at least {s.min_chunks} chunks, "
+           f"at most {s.chunk_days} days each")
+    rows = []
+    for c, cover in zip(p.chunks, [_cover(c, d) for c, d in zip(p.chunks, p.as_dict()["chunks"], strict=True)],
+                        strict=True):
+        rows.append([c.chunk_id, c.start, c.end, c.days, c.estimated_rows, duration((c.estimated_ms or 0) / 1000),
+                     cover])
+    b = p.budget
+    money = p.cost.dollars()
+    lines = [
+        f"window {cell(p.window_start)}..{cell(p.window_end)}: {p.visits:,} visits (non-cancelled; staging rejects "
+        f"the ineligible few), {len(p.chunks)} chunks",
+        f"sizing {how}",
+        "",
+        table(["chunk", "start", "end", "days", "est. visits", "est. time", "covered before"], rows),
+        "",
+        "limits of one execution (inline Map):",
+        f"  history events  ~{b.history_events:,} of {MAX_HISTORY_EVENTS:,} "
+        f"({b.history_events / MAX_HISTORY_EVENTS:.1%})",
+        f"  Map input       {b.map_input_bytes:,} bytes (+ ~{STATE_OVERHEAD_BYTES:,} of run state) of "
+        f"{MAX_PAYLOAD_BYTES:,} ({(b.map_input_bytes + STATE_OVERHEAD_BYTES) / MAX_PAYLOAD_BYTES:.1%})",
+        f"  chunks          {b.chunks:,} of at most {b.max_chunks:,}" + ("" if b.fits else
+                                                                           "  ** too many: split the window **"),
+        "",
+        f"cost of one run in AWS (us-east-1 on-demand prices; functions at {FUNCTION_MEMORY_GB:g} GB):",
+        table(["service", "usage", "price", "cost"], [
+            ["Lambda", f"{p.cost.lambda_gb_seconds:,.1f} GB-s, {p.cost.lambda_requests} invocations",
+             f"${PRICES['lambda_gb_second_arm64']:.10f}/GB-s", f"${money['lambda']:.4f}"],
+            ["Step Functions", f"{p.cost.state_transitions:,} state transitions",
+             f"${PRICES['state_transition'] * 1000:.3f}/1k", f"${money['step_functions']:.4f}"],
+            ["SQS", f"{p.cost.sqs_requests:,} requests", f"${PRICES['sqs_request'] * 1e6:.2f}/M",
+             f"${money['sqs']:.4f}"],
+            ["DynamoDB", f"{p.cost.dynamodb_writes:,} writes", f"${PRICES['dynamodb_write_unit'] * 1e6:.3f}/M",
+             f"${money['dynamodb']:.4f}"],
+            ["total", "", "", f"${p.cost.total:.4f}"],
+        ]),
+    ]
+    return "\n".join(lines)
+
+
+def _cover(chunk: Any, shown: dict[str, Any]) -> str:
+    if not shown["days_covered"]:
+        return "never"
+    runs = ", ".join(str(r) for r in shown["covered_by_runs"][-3:])
+    part = "all days" if shown["days_covered"] == chunk.days else f"{shown['days_covered']}/{chunk.days} days"
+    return f"{part}, runs {runs}, oldest {shown['oldest_coverage'][:10]}"

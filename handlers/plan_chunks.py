@@ -10,7 +10,8 @@ logger = Logger()
 
 @logger.inject_lambda_context(correlation_id_path="run.correlation_id")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    plan = pipeline.plan(event, runtime.database(runtime.settings()))
+    cfg = runtime.settings()
+    plan = pipeline.plan(event, runtime.database(cfg), cfg)
     logger.info("chunks planned", extra={"run_id": event["run"]["run_id"], "chunks": plan["count"],
-                                         "estimated_rows": plan["estimated_rows"]})
+                                         "estimated_rows": plan["estimated_rows"], "sizing": plan["sizing"]})
     return plan

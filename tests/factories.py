@@ -11,6 +11,7 @@ import psycopg2.extras
 
 from chunking import ledger, tasks
 from chunking.db import Connection
+from chunking.planner import fixed_sizing
 
 D = date.fromisoformat
 
@@ -78,7 +79,7 @@ def run_window(conn: Connection, start: str, end: str, *, chunk_days: int = 366,
                            window_start=D(start), window_end=D(end), chunk_days=chunk_days,
                            max_chunk_rows=max_chunk_rows, max_concurrency=1)
     tasks.stage_visits(conn, run["run_id"], D(start), D(end))
-    chunks = tasks.plan_run(conn, run, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows)
+    chunks = tasks.plan_run(conn, run, fixed_sizing(chunk_days, max_chunk_rows))
     for chunk in (reversed(chunks) if order == "reverse" else chunks):
         tasks.apply_chunk(conn, run_id=run["run_id"], chunk_id=chunk.chunk_id, chunk_start=chunk.start,
                           chunk_end=chunk.end, worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000,

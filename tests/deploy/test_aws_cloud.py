@@ -18,6 +18,7 @@ from chunking.aws import AwsCloud
 from chunking.cli import main
 from chunking.emulator import _letter
 from chunking.errors import ConfigError
+from chunking.planner import fixed_sizing
 from chunking.runner import execution_error
 from tests.factories import insert, visit
 
@@ -207,7 +208,7 @@ def _failed_run(conn) -> dict[str, Any]:
                            window_start=date(2026, 10, 1), window_end=date(2026, 10, 7), chunk_days=7,
                            max_chunk_rows=10**6, max_concurrency=1)
     tasks.stage_visits(conn, run["run_id"], date(2026, 10, 1), date(2026, 10, 7))
-    [chunk] = tasks.plan_run(conn, run, chunk_days=7, max_chunk_rows=10**6)
+    [chunk] = tasks.plan_run(conn, run, fixed_sizing(7, 10**6))
     with pytest.raises(Exception, match="fault drill"):
         tasks.apply_chunk(conn, run_id=run["run_id"], chunk_id=chunk.chunk_id, chunk_start=chunk.start,
                           chunk_end=chunk.end, worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000,

@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from chunking import ledger, settings, tasks
+from chunking.planner import fixed_sizing
 from tests.deploy import sam
 from tests.factories import chunk_rows, conflicts, insert, rejected, visit
 
@@ -87,7 +88,7 @@ def given_run(conn, *, staged: bool = False, planned: bool = False, applied: boo
         tasks.stage_visits(conn, run["run_id"], date.fromisoformat(RUN["stage_start"]),
                            date.fromisoformat(RUN["stage_end"]))
     if planned:
-        chunks = tasks.plan_run(conn, run, chunk_days=RUN["chunk_days"], max_chunk_rows=RUN["max_chunk_rows"])
+        chunks = tasks.plan_run(conn, run, fixed_sizing(RUN["chunk_days"], RUN["max_chunk_rows"]))
         if applied:
             for chunk in chunks:
                 tasks.apply_chunk(conn, run_id=run["run_id"], chunk_id=chunk.chunk_id, chunk_start=chunk.start,

@@ -64,7 +64,7 @@ def _invoke(args, database_url, capsys):
 
 
 @pytest.mark.parametrize(("args", "environment", "code", "says"), CLI_CASES,
-                         ids=[" ".join(c[0][:1] + [c[3][:40]]) for c in CLI_CASES])
+                         ids=[" ".join([*c[0][:1], c[3][:40]]) for c in CLI_CASES])
 def test_bad_cli_input_is_one_line_and_changes_nothing(conn, database_url, capsys, monkeypatch, tmp_path,
                                                        args, environment, code, says):
     monkeypatch.setenv("ETL_RUNS_DIR", str(tmp_path))

@@ -37,7 +37,7 @@ def test_run_local_executes_the_real_definition_and_leaves_ledger_and_output(con
     seed.seed_visits(conn, visits=3_000, start=date(2026, 10, 1), days=7, seed=21)
     # when the pipeline runs locally over six of those days, in 2-day chunks, two at a time
     log = tmp_path / "run.jsonl"
-    result = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-concurrency", "2",
+    result = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--max-concurrency", "2",
                  "--json", "--log-file", str(log))
     # then it succeeds, and its JSON summary agrees with the ledger and the output table
     assert result.code == 0, result.err
@@ -77,15 +77,16 @@ def test_one_day_chunks_at_concurrency_two_equal_one_whole_window_chunk(conn, et
     with conn.cursor() as cur:
         cur.execute("TRUNCATE conflict.conflict_visit_maps")
     conn.commit()
-    whole = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "366", "--json")
+    whole = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "366", "--max-chunk-rows",
+                "1000000000", "--json")
     assert whole.code == 0 and whole.json["chunks"] == 1
     # then both give exactly the same table
     assert _table(conn) == chunked and len(chunked) > 50
     assert whole.json["inserted"] == first.json["inserted"]
     # and rerunning either writes nothing
     before = _writes(conn)
-    for chunk_days in ("1", "366"):
-        again = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", chunk_days, "--json")
+    for chunking in (["--chunk-days", "1"], ["--chunk-days", "366", "--max-chunk-rows", "1000000000"], []):
+        again = etl("run", "--local", "--start", START, "--end", END, *chunking, "--json")
         assert again.code == 0
         assert (again.json["inserted"], again.json["updated"], again.json["resolved"], again.json["reopened"]) \
             == (0, 0, 0, 0)

@@ -19,13 +19,14 @@ from tests.integration.worker_env import holding, in_thread, make_env
 DAY = date(2026, 10, 5)
 
 
-def RUN_LOCK(env):  # noqa: N802 - reads as a constant at the call sites
+def RUN_LOCK(env):
     return "SELECT 1 FROM etl.runs WHERE run_id = %s FOR UPDATE", (env.run["run_id"],)
 
 
 @pytest.fixture
 def env(conn, database_url, aws):
-    insert(conn, visit(1, "2026-10-05", "09:00", "11:00", provider=1), visit(2, "2026-10-05", "10:00", "12:00", provider=2),
+    insert(conn, visit(1, "2026-10-05", "09:00", "11:00", provider=1),
+           visit(2, "2026-10-05", "10:00", "12:00", provider=2),
            visit(3, "2026-10-05", "13:00", "14:00", provider=1, caregiver=2),
            visit(4, "2026-10-05", "13:30", "15:00", provider=2, caregiver=2))
     return make_env(conn, database_url, start=DAY, end=DAY)

@@ -7,8 +7,8 @@ import dataclasses
 import json
 import threading
 import uuid
-from datetime import date
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import boto3
@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chunking import ledger, tasks
 from chunking.db import ConnectionCache
 from chunking.emulator import LambdaContext
+from chunking.planner import fixed_sizing
 from chunking.settings import Settings
 from chunking.worker import ChunkWorker
 
@@ -93,7 +94,7 @@ def make_env(conn: Any, database_url: str, *, start: date, end: date, chunk_days
                            window_start=start, window_end=end, chunk_days=chunk_days, max_chunk_rows=10**9,
                            max_concurrency=2)
     tasks.stage_visits(conn, run["run_id"], start, end)
-    chunks = tasks.plan_run(conn, run, chunk_days=chunk_days, max_chunk_rows=10**9)
+    chunks = tasks.plan_run(conn, run, fixed_sizing(chunk_days, 10**9))
     return WorkerEnv(database_url, cfg, run, chunks)
 
 
