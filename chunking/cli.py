@@ -305,7 +305,8 @@ def _cloud(args: argparse.Namespace, settings: Settings, name: str) -> Any:
 def _report(args: argparse.Namespace, report: RunReport, **extra: Any) -> int:
     """The outcome: one JSON line with --json, else the run summary and its chunks. Exit 0 only on success."""
     if args.json:
-        summary = views.run_json(report.run, report.chunks, execution_status=report.execution_status, **extra)
+        summary = views.run_json(report.run, report.chunks, execution_status=report.execution_status,
+                                 metrics=report.metrics, **extra)
         if report.execution_status != "SUCCEEDED":
             summary["error"] = summary.get("error") or report.error
         print(json.dumps(views.json_ready(summary)))
@@ -320,6 +321,9 @@ def _report(args: argparse.Namespace, report: RunReport, **extra: Any) -> int:
             print(views.chunk_table(shown))
         if len(shown) < len(report.chunks):
             print(f"({len(report.chunks) - len(shown)} more chunks: `{PROG} status --run-id {report.run['run_id']}`)")
+        if report.metrics:
+            print("\nmetrics (CloudWatch EMF, as the handlers emitted them):")
+            print(views.metrics_table(report.metrics))
         if not report.succeeded and report.error and report.error not in (report.run.get("error") or ""):
             print(f"\nexecution: {report.error}")
     return 0 if report.succeeded else 1

@@ -19,6 +19,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from chunking.errors import ConfigError, TransientError, describe_db_error
+from chunking.observability import subsegment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = Path(os.environ.get("ETL_SQL_DIR", PROJECT_ROOT / "sql"))
@@ -47,8 +48,8 @@ def connect(dsn: str, application_name: str = "conflict-map") -> Connection:
 
 
 def fetch_all(conn: Connection, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Run ``sql/<name>.sql`` and return its rows as dicts."""
-    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+    """Run ``sql/<name>.sql`` and return its rows as dicts (an X-Ray subsegment in Lambda)."""
+    with subsegment(f"sql {name}", statement=name), conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(load_sql(name), params or {})
         return [dict(row) for row in cur.fetchall()] if cur.description else []
 
@@ -60,7 +61,7 @@ def fetch_one(conn: Connection, name: str, params: Mapping[str, Any] | None = No
 
 def execute(conn: Connection, name: str, params: Mapping[str, Any] | None = None) -> int:
     """Run ``sql/<name>.sql`` for its effect; returns the affected row count."""
-    with conn.cursor() as cur:
+    with subsegment(f"sql {name}", statement=name), conn.cursor() as cur:
         cur.execute(load_sql(name), params or {})
         return cur.rowcount
 

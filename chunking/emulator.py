@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import traceback
@@ -32,6 +33,7 @@ import boto3
 from chunking import runtime
 from chunking.db import PROJECT_ROOT
 from chunking.errors import ConfigError
+from chunking.observability import emf_records
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -97,30 +99,72 @@ class LocalOptions:
 
 
 class LogSink:
-    """A thread-safe file-like target for the handlers' JSON log lines (a file, or nowhere)."""
+    """Where the handlers' output goes locally, as CloudWatch Logs would take it: JSON log lines and EMF
+    metric lines, appended to a file (or dropped), the EMF records also kept for the run's summary."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.metric_records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._partial = threading.local()
         self._file = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = path.open("a", encoding="utf-8")
 
     def write(self, text: str) -> int:
-        if self._file is not None:
-            with self._lock:
-                self._file.write(text)
-                self._file.flush()
+        pending = getattr(self._partial, "text", "") + text
+        *lines, self._partial.text = pending.split("\n")
+        for line in lines:
+            self._line(line)
         return len(text)
+
+    def _line(self, line: str) -> None:
+        if not line.strip():
+            return
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")
+                self._file.flush()
+            self.metric_records.extend(emf_records([line]))
 
     def flush(self) -> None:
         pass
+
+    def isatty(self) -> bool:
+        return False
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+_invocation = threading.local()
+
+
+@contextlib.contextmanager
+def _in_lambda() -> Iterator[None]:
+    """Mark this thread as running a handler: what it prints is the function's output, not the CLI's."""
+    _invocation.active = True
+    try:
+        yield
+    finally:
+        _invocation.active = False
+
+
+class _StdoutRouter:
+    """sys.stdout while the emulator runs: a handler's prints (Powertools writes EMF metrics with print)
+    go to the log sink, everything else to the terminal as before."""
+
+    def __init__(self, terminal: Any, sink: LogSink) -> None:
+        self.terminal, self.sink = terminal, sink
+
+    def write(self, text: str) -> int:
+        return (self.sink if getattr(_invocation, "active", False) else self.terminal).write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.terminal, name)
 
 
 class LocalCloud:
@@ -194,6 +238,9 @@ class LocalCloud:
         runtime.reset()
         self._handlers = {name: _load_handler(path) for name, path in FUNCTIONS.items()}
         self._route_logs()
+        router = _StdoutRouter(sys.stdout, self.log_sink)
+        self._stack.callback(setattr, sys, "stdout", sys.stdout)
+        sys.stdout = router
 
         cloud = self
         original_invoke = LambdaSimpleBackend.invoke
@@ -214,6 +261,11 @@ class LocalCloud:
         self._stack.callback(self._save_dead_letters)
         self._stack.callback(runtime.reset)
         self._stack.callback(self.log_sink.close)
+
+    @property
+    def metric_records(self) -> list[dict[str, Any]]:
+        """The EMF records the handlers wrote so far (what CloudWatch would turn into metrics)."""
+        return list(self.log_sink.metric_records)
 
     def substitutions(self) -> dict[str, str]:
         """The values template.yaml's DefinitionSubstitutions give the placeholders, for this emulator."""
@@ -326,7 +378,8 @@ class LocalCloud:
                                "errorMessage": f"no function {function_name}"}).encode()
         event = json.loads(body) if body else {}
         try:
-            result = handler(event, LambdaContext(logical_id, self.options.worker_timeout_s))
+            with _in_lambda():
+                result = handler(event, LambdaContext(logical_id, self.options.worker_timeout_s))
         except Exception as exc:
             self.invocations.append((logical_id, type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -347,7 +400,8 @@ class LocalCloud:
                 continue
             event = {"Records": [_sqs_record(m, self.queue_url) for m in messages]}
             try:
-                reply = handler(event, LambdaContext("ChunkWorkerFunction", self.options.worker_timeout_s))
+                with _in_lambda():
+                    reply = handler(event, LambdaContext(WORKER_FUNCTION, self.options.worker_timeout_s))
                 failed = {f["itemIdentifier"] for f in (reply or {}).get("batchItemFailures", [])}
                 self.invocations.append(("ChunkWorkerFunction", "ok" if not failed else "partial"))
             except Exception as exc:  # the whole batch failed: every message comes back

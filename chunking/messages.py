@@ -127,3 +127,15 @@ def task_token_of(body: str) -> str | None:
         return None
     token = payload.get("task_token") if isinstance(payload, dict) else None
     return token if isinstance(token, str) and token else None
+
+
+def correlation_of(body: str) -> dict[str, Any]:
+    """The ids a message carries for logs and metrics (what can be read of it, even when malformed)."""
+    try:
+        payload = json.loads(body)
+    except (TypeError, ValueError):
+        return {}
+    if not isinstance(payload, dict):
+        return {}
+    return {k: payload[k] for k in ("correlation_id", "run_id", "chunk_id")
+            if isinstance(payload.get(k), str | int) and not isinstance(payload.get(k), bool)}

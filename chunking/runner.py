@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from chunking import db, ledger
 from chunking.console import Progress
 from chunking.db import Connection
+from chunking.observability import summarise
 
 HEARTBEAT_EVERY_S = 5.0
 
@@ -36,6 +37,7 @@ class RunReport:
     chunks: list[dict[str, Any]]
     error: str | None
     seconds: float
+    metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # EMF, summarised (local)
 
     @property
     def succeeded(self) -> bool:
@@ -106,7 +108,7 @@ def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any]
     chunks = ledger.list_chunks(conn, known_run) if known_run else []
     conn.rollback()
     return RunReport(name, described["status"], run, chunks, execution_error(described),
-                     time.monotonic() - began)
+                     time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
 
 
 def run_request(start: date | None, end: date | None, *, chunk_days: int | None, max_chunk_rows: int | None,

@@ -302,6 +302,7 @@ class RunOutcome:
     failed_chunks: list[dict[str, Any]]
     counts: dict[str, int]
     rejected: int
+    duration_ms: int | None = None
 
     def as_output(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -351,4 +352,5 @@ def reconcile_run(conn: Connection, run_id: int) -> RunOutcome:
                         "chunk_end": c["chunk_end"].isoformat(), "status": c["status"],
                         "attempts": c["attempts"], "error": c["last_error"]} for c in failed],
         counts={f: int(finished[f] or 0) for f in ("visits", *COUNT_FIELDS)},
-        rejected=int(finished["rejected_rows"] or 0))
+        rejected=int(finished["rejected_rows"] or 0),
+        duration_ms=int((finished["finished_at"] - finished["created_at"]).total_seconds() * 1000))

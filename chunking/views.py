@@ -146,3 +146,14 @@ def _cover(chunk: Any, shown: dict[str, Any]) -> str:
     runs = ", ".join(str(r) for r in shown["covered_by_runs"][-3:])
     part = "all days" if shown["days_covered"] == chunk.days else f"{shown['days_covered']}/{chunk.days} days"
     return f"{part}, runs {runs}, oldest {shown['oldest_coverage'][:10]}"
+
+
+def metrics_table(summary: dict[str, dict[str, float]]) -> str:
+    """The run's CloudWatch metrics (EMF) as the handlers emitted them: values, sum, min, max."""
+    rows = [[name, int(m["count"]), _figure(m["sum"]), _figure(m["min"]), _figure(m["max"])]
+            for name, m in sorted(summary.items())]
+    return table(["metric", "values", "sum", "min", "max"], rows)
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"

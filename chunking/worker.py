@@ -106,36 +106,35 @@ class ChunkWorker:
             self._give_up(record, None, malformed, receive_count)
             return {"status": "DEAD_LETTERED", "error": str(malformed)}
 
-        log = {"run_id": message.run_id, "chunk_id": message.chunk_id, "correlation_id": message.correlation_id,
-               "attempt": receive_count}
         try:
-            output = self._apply_once(chunk=message.key(), final_attempt=final, remaining_ms=remaining_ms)
+            output = self._apply_once(chunk=message.key(), correlation_id=message.correlation_id,
+                                      final_attempt=final, remaining_ms=remaining_ms)
         except Exception as exc:
             error = self._classify(exc)
             if isinstance(error, TransientError) and not final:
                 delay = self._back_off(record, receive_count)
-                logger.warning("chunk attempt failed, will retry", extra={**log, "error": str(error),
-                                                                         "retry_in_s": delay})
+                logger.warning("chunk attempt failed, will retry", extra={"error": str(error), "retry_in_s": delay})
                 raise error from exc
-            logger.error("chunk failed for good", extra={**log, "error": str(error),
-                                                           "error_type": type(error).__name__})
+            logger.error("chunk failed for good", extra={"error": str(error), "error_type": type(error).__name__})
             self._give_up(record, message, error, receive_count)
             return {"status": "DEAD_LETTERED", "error": str(error)}
 
-        logger.info("chunk done", extra={**log, **{k: output.get(k) for k in (
-            "status", "visits", *tasks.COUNT_FIELDS, "duration_ms")}})
+        logger.info("chunk done", extra={k: output.get(k) for k in (
+            "status", "visits", *tasks.COUNT_FIELDS, "duration_ms")})
         self._report_success(message, output)
         return output
 
-    def _apply(self, chunk: dict[str, Any], final_attempt: bool, remaining_ms: Callable[[], int]) -> dict[str, Any]:
-        """Task 02 for the chunk (wrapped by the idempotency layer; a raised error leaves no record)."""
+    def _apply(self, chunk: dict[str, Any], correlation_id: str, final_attempt: bool,
+               remaining_ms: Callable[[], int]) -> dict[str, Any]:
+        """Task 02 for the chunk (wrapped by the idempotency layer: its output, with the correlation id of
+        the run that applied it, is the idempotency record; a raised error leaves no record)."""
         chunk_start, chunk_end = date.fromisoformat(chunk["chunk_start"]), date.fromisoformat(chunk["chunk_end"])
         result = tasks.apply_chunk(
             self._connection(), run_id=int(chunk["run_id"]), chunk_id=int(chunk["chunk_id"]),
             chunk_start=chunk_start, chunk_end=chunk_end, worker=self.worker_name,
             remaining_ms=remaining_ms, margin_ms=self.settings.timeout_margin_ms, final_attempt=final_attempt,
             fault=chunk_start in self.settings.fault_chunks)
-        return result.as_output()
+        return {**result.as_output(), "correlation_id": correlation_id}
 
     @staticmethod
     def _classify(exc: Exception) -> EtlError:

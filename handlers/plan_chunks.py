@@ -1,17 +1,24 @@
 """PlanChunks: split the run's window into chunks from its staged rows (or list a redrive's chunks)."""
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chunking import pipeline, runtime
+from chunking import observability, pipeline, runtime
 
 logger = Logger()
+tracer = Tracer(patch_modules=["boto3", "botocore"])
 
 
 @logger.inject_lambda_context(correlation_id_path="run.correlation_id")
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
-    plan = pipeline.plan(event, runtime.database(cfg), cfg)
-    logger.info("chunks planned", extra={"run_id": event["run"]["run_id"], "chunks": plan["count"],
-                                         "estimated_rows": plan["estimated_rows"], "sizing": plan["sizing"]})
+    logger.append_keys(run_id=event["run"]["run_id"])
+    with observability.published(observability.invocation_metrics("PlanChunks", cfg.environment)) as metrics:
+        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+        plan = pipeline.plan(event, runtime.database(cfg), cfg)
+        metrics.add_metric(name=observability.CHUNKS_PLANNED, unit=MetricUnit.Count, value=plan["count"])
+    logger.info("chunks planned", extra={"chunks": plan["count"], "estimated_rows": plan["estimated_rows"],
+                                         "sizing": plan["sizing"]})
     return plan

@@ -1,21 +1,29 @@
 """ReconcileRun: decide the run's outcome from the ledger; AbortRun (same function, with ``failed_step``)
 marks a run FAILED when one of its steps failed for good."""
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chunking import pipeline, runtime
+from chunking import observability, pipeline, runtime
 
 logger = Logger()
+tracer = Tracer(patch_modules=["boto3", "botocore"])
 
 
 @logger.inject_lambda_context(correlation_id_path="run.correlation_id")
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    conn = runtime.database(runtime.settings())
-    if event.get("failed_step"):
-        aborted = pipeline.abort(event, conn)
-        logger.error("run aborted", extra={"run_id": event["run"]["run_id"], "cause": aborted["Cause"]})
-        return aborted
-    outcome = pipeline.reconcile(event, conn)
-    logger.info("run reconciled", extra={k: outcome[k] for k in ("run_id", "status", "chunks", "counts", "error")})
+    cfg = runtime.settings()
+    conn = runtime.database(cfg)
+    logger.append_keys(run_id=event["run"]["run_id"])
+    with observability.published(observability.invocation_metrics("ReconcileRun", cfg.environment)) as metrics:
+        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+        if event.get("failed_step"):
+            aborted = pipeline.abort(event, conn)
+            observability.run_ended(metrics, {"status": "FAILED"})
+            logger.error("run aborted", extra={"cause": aborted["Cause"]})
+            return aborted
+        outcome = pipeline.reconcile(event, conn)
+        observability.run_ended(metrics, outcome)
+    logger.info("run reconciled", extra={k: outcome[k] for k in ("status", "chunks", "counts", "rejected", "error")})
     return outcome

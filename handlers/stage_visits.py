@@ -1,15 +1,23 @@
 """StageVisits (Task 01): stage the run's eligible visits and sync its rejected visits."""
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chunking import pipeline, runtime
+from chunking import observability, pipeline, runtime
 
 logger = Logger()
+tracer = Tracer(patch_modules=["boto3", "botocore"])
 
 
 @logger.inject_lambda_context(correlation_id_path="run.correlation_id")
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    staged = pipeline.stage(event, runtime.database(runtime.settings()))
-    logger.info("visits staged", extra={"run_id": event["run"]["run_id"], **staged})
+    cfg = runtime.settings()
+    logger.append_keys(run_id=event["run"]["run_id"])
+    with observability.published(observability.invocation_metrics("StageVisits", cfg.environment)) as metrics:
+        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+        staged = pipeline.stage(event, runtime.database(cfg))
+        metrics.add_metric(name=observability.ROWS_STAGED, unit=MetricUnit.Count, value=staged["staged_rows"])
+    logger.info("visits staged", extra=staged)
     return staged

@@ -22,6 +22,7 @@ from tests import oracle
 pytestmark = pytest.mark.e2e
 
 START, END = "2026-10-01", "2026-10-06"
+TWO_DAY_CHUNKS = ("--chunk-days", "2", "--max-chunk-rows", "1000000")  # fixed sizing: exact 2-day chunks
 FAST = {"ETL_MAX_RECEIVE_COUNT": "3", "ETL_RETRY_BASE_MS": "50", "ETL_RETRY_MAX_MS": "100"}
 
 
@@ -47,7 +48,7 @@ def test_fault_drill_fails_the_run_then_redrive_finishes_it_with_a_clean_table(c
         monkeypatch.setenv(name, value)
     # given a drill that fails every attempt of the chunk starting Oct 3
     monkeypatch.setenv("ETL_FAULT_CHUNKS", "2026-10-03")
-    failed = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--json")
+    failed = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--json")
     # then the run ends FAILED (non-zero exit) after the configured attempts, naming the chunk
     assert failed.code == 1
     summary = failed.json
@@ -95,7 +96,7 @@ def test_poison_chunk_fails_at_once_without_retries_and_lands_in_the_dlq(conn, e
                     "ADD CONSTRAINT drill CHECK (conflict_date <> '2026-10-05')")
     conn.commit()
     try:
-        failed = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--json")
+        failed = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--json")
     finally:
         with conn.cursor() as cur:
             cur.execute("ALTER TABLE conflict.conflict_visit_maps DROP CONSTRAINT drill")
@@ -149,7 +150,7 @@ def test_killed_run_is_shown_honestly_abandoned_and_a_new_run_completes(conn, et
     env = {**os.environ, "ETL_FAULT_CHUNKS": "2026-10-05", "ETL_MAX_RECEIVE_COUNT": "20",
            "ETL_RETRY_BASE_MS": "1000", "ETL_RETRY_MAX_MS": "1000", "ETL_RUNS_DIR": str(tmp_path / "runs")}
     process = subprocess.Popen([sys.executable, "-m", "chunking.cli", "run", "--local", "--start", START, "--end", END,
-                                "--chunk-days", "2", "--max-chunk-rows", "1000000", "--database-url", database_url],
+                                *TWO_DAY_CHUNKS, "--database-url", database_url],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -184,7 +185,7 @@ def test_killed_run_is_shown_honestly_abandoned_and_a_new_run_completes(conn, et
     abandoned = etl("abandon", "--run-id", str(run_id), "--stale-after", "0")
     assert abandoned.code == 0 and "ABANDONED" in abandoned.out
     # and a new run completes with the table a clean run gives
-    fresh = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--json")
+    fresh = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--json")
     assert fresh.code == 0 and fresh.json["status"] == "SUCCEEDED"
     assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
     # the killed run's committed chunks stand: the new run found their conflicts unchanged
@@ -195,7 +196,7 @@ def test_redrive_of_one_chunk_leaves_the_other_failed_chunk_and_its_dead_letter(
     for name, value in FAST.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ETL_FAULT_CHUNKS", "2026-10-01,2026-10-05")
-    failed = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--json")
+    failed = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--json")
     run_id = failed.json["run_id"]
     ids = {c["chunk_start"]: c["chunk_id"] for c in failed.json["failed_chunks"]}
     assert sorted(ids) == ["2026-10-01", "2026-10-05"]

@@ -16,6 +16,7 @@ from tests.factories import conflicts
 pytestmark = pytest.mark.e2e
 
 START, END = "2026-10-01", "2026-10-06"
+TWO_DAY_CHUNKS = ("--chunk-days", "2", "--max-chunk-rows", "1000000")  # fixed sizing: exact 2-day chunks
 
 
 def _table(conn):
@@ -37,7 +38,7 @@ def test_run_local_executes_the_real_definition_and_leaves_ledger_and_output(con
     seed.seed_visits(conn, visits=3_000, start=date(2026, 10, 1), days=7, seed=21)
     # when the pipeline runs locally over six of those days, in 2-day chunks, two at a time
     log = tmp_path / "run.jsonl"
-    result = etl("run", "--local", "--start", START, "--end", END, "--chunk-days", "2", "--max-chunk-rows", "1000000", "--max-concurrency", "2",
+    result = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--max-concurrency", "2",
                  "--json", "--log-file", str(log))
     # then it succeeds, and its JSON summary agrees with the ledger and the output table
     assert result.code == 0, result.err
