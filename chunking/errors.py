@@ -7,6 +7,8 @@ with the cause in the message, not a family of subclasses.
 
 from __future__ import annotations
 
+import json
+
 import psycopg2
 
 
@@ -60,6 +62,19 @@ def describe_db_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first_line}"
 
 
+def step_error_message(error: str | None, cause: str | None) -> str:
+    """A Step Functions error and cause as one readable line: a Lambda's cause is JSON carrying its
+    errorType and errorMessage; other causes are plain text."""
+    name = error or "Error"
+    try:
+        parsed = json.loads(cause) if cause else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return f"{parsed.get('errorType', name)}: {parsed['errorMessage']}"
+    return f"{name}: {cause}" if cause else name
+
+
 def as_pipeline_error(exc: BaseException) -> EtlError:
     """Map a database error to the pipeline's retry classes (other pipeline errors pass through)."""
     if isinstance(exc, EtlError):
@@ -81,4 +96,5 @@ __all__ = [
     "as_pipeline_error",
     "describe_db_error",
     "is_transient_db_error",
+    "step_error_message",
 ]

@@ -63,6 +63,18 @@ def published(metrics: EphemeralMetrics) -> Iterator[EphemeralMetrics]:
             metrics.flush_metrics()
 
 
+@contextlib.contextmanager
+def step(function: str, event: Any, environment: str, logger: Any) -> Iterator[EphemeralMetrics]:
+    """One state-machine step: its log lines keyed by the run, an isolated metric set correlated with the
+    run, published when the step ends (whether it succeeded or raised)."""
+    run: dict[str, Any] = event["run"] if isinstance(event, dict) and isinstance(event.get("run"), dict) else {}
+    logger.append_keys(run_id=run.get("run_id"))
+    metrics = invocation_metrics(function, environment)
+    correlate(metrics, correlation_id=run.get("correlation_id"), run_id=run.get("run_id"))
+    with published(metrics):
+        yield metrics
+
+
 def chunk_done(metrics: EphemeralMetrics, output: dict[str, Any], attempts: int) -> None:
     """A chunk finished: applied now (its figures), or found already applied (a duplicate)."""
     if output.get("status") == "DUPLICATE":

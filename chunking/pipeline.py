@@ -5,7 +5,6 @@ return what it returns. Each step's output is what the state machine carries to 
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chunking import ledger, tasks
 from chunking.db import Connection, require_schema
-from chunking.errors import ConfigError, InputError, PermanentError
+from chunking.errors import ConfigError, InputError, PermanentError, step_error_message
 from chunking.messages import IsoDate, RunRequest, one_line
 from chunking.settings import Settings
 
@@ -161,21 +160,7 @@ def abort(event: Any, conn: Connection) -> dict[str, str]:
     run = RunContext.of(event)
     step = str(event.get("failed_step") or "unknown step")
     error = event.get("error") if isinstance(event.get("error"), dict) else {}
-    cause = _error_message(error)
+    cause = step_error_message(str(error.get("Error") or "Error"), error.get("Cause"))
     message = f"{step} failed: {cause}"
     tasks.abort_run(conn, run.run_id, message)
     return {"Error": f"{step}Failed", "Cause": message}
-
-
-def _error_message(error: dict[str, Any]) -> str:
-    """The readable part of a Step Functions error: a Lambda's cause is JSON with errorType/errorMessage."""
-    name, cause = str(error.get("Error") or "Error"), error.get("Cause")
-    if isinstance(cause, str):
-        try:
-            parsed = json.loads(cause)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and "errorMessage" in parsed:
-            return f"{parsed.get('errorType', name)}: {parsed['errorMessage']}"
-        return f"{name}: {cause}"
-    return name

@@ -6,7 +6,6 @@ so ``run``/``redrive`` behave the same locally and in AWS; the ledger is what bo
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 from chunking import db, ledger
 from chunking.console import Progress
 from chunking.db import Connection
+from chunking.errors import step_error_message
 from chunking.observability import summarise
 
 HEARTBEAT_EVERY_S = 5.0
@@ -51,17 +51,10 @@ def execution_name(kind: str, *parts: object) -> str:
 
 
 def execution_error(described: dict[str, Any]) -> str | None:
-    """The readable cause of a failed execution (a Lambda's cause is JSON with its errorMessage)."""
+    """The readable cause of an execution that did not succeed."""
     if described.get("status") == "SUCCEEDED":
         return None
-    error, cause = described.get("error") or described.get("status"), described.get("cause") or ""
-    try:
-        parsed = json.loads(cause)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and "errorMessage" in parsed:
-        return f"{parsed.get('errorType', error)}: {parsed['errorMessage']}"
-    return f"{error}: {cause}" if cause else str(error)
+    return step_error_message(described.get("error") or described.get("status"), described.get("cause"))
 
 
 def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any], run_id: int | None,

@@ -14,9 +14,7 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
-    logger.append_keys(run_id=event["run"]["run_id"])
-    with observability.published(observability.invocation_metrics("PlanChunks", cfg.environment)) as metrics:
-        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+    with observability.step("PlanChunks", event, cfg.environment, logger) as metrics:
         plan = pipeline.plan(event, runtime.database(cfg), cfg)
         metrics.add_metric(name=observability.CHUNKS_PLANNED, unit=MetricUnit.Count, value=plan["count"])
     logger.info("chunks planned", extra={"chunks": plan["count"], "estimated_rows": plan["estimated_rows"],

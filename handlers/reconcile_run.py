@@ -14,16 +14,13 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
-    conn = runtime.database(cfg)
-    logger.append_keys(run_id=event["run"]["run_id"])
-    with observability.published(observability.invocation_metrics("ReconcileRun", cfg.environment)) as metrics:
-        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+    with observability.step("ReconcileRun", event, cfg.environment, logger) as metrics:
         if event.get("failed_step"):
-            aborted = pipeline.abort(event, conn)
+            aborted = pipeline.abort(event, runtime.database(cfg))
             observability.run_ended(metrics, {"status": "FAILED"})
             logger.error("run aborted", extra={"cause": aborted["Cause"]})
             return aborted
-        outcome = pipeline.reconcile(event, conn)
+        outcome = pipeline.reconcile(event, runtime.database(cfg))
         observability.run_ended(metrics, outcome)
     logger.info("run reconciled", extra={k: outcome[k] for k in ("status", "chunks", "counts", "rejected", "error")})
     return outcome

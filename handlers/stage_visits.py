@@ -14,9 +14,7 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
-    logger.append_keys(run_id=event["run"]["run_id"])
-    with observability.published(observability.invocation_metrics("StageVisits", cfg.environment)) as metrics:
-        observability.correlate(metrics, correlation_id=event["run"]["correlation_id"], run_id=event["run"]["run_id"])
+    with observability.step("StageVisits", event, cfg.environment, logger) as metrics:
         staged = pipeline.stage(event, runtime.database(cfg))
         metrics.add_metric(name=observability.ROWS_STAGED, unit=MetricUnit.Count, value=staged["staged_rows"])
     logger.info("visits staged", extra=staged)
