@@ -216,3 +216,18 @@ def _describe(exc: Exception) -> str:
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'ClientError')}: {error.get('Message', '')}".rstrip(": ")
     return str(exc)
+
+
+def execution_status(execution_name: str, stack_name: str | None = None) -> str:
+    """The status of one execution of the deployed state machine, by name (RUNNING, SUCCEEDED, ...)."""
+    resources = resolve_resources(stack_name)
+    arn = resources.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + execution_name
+    try:
+        client = boto3.client("stepfunctions", region_name=resources.region, config=_CLIENT_CONFIG)
+        return str(client.describe_execution(executionArn=arn)["status"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            return "GONE"
+        raise AwsError(f"cannot describe execution {execution_name}: {_describe(exc)}") from None
+    except BotoCoreError as exc:
+        raise AwsError(f"cannot describe execution {execution_name}: {exc}") from None

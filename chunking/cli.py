@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="the ledger: runs, chunks, attempts, errors")
     p.add_argument("--run-id", type=positive)
+    p.add_argument("--stack-name", help="the deployed stack, to tell whether a RUNNING run's execution lives")
     p.add_argument("--limit", type=positive, default=20)
     p.add_argument("--json", action="store_true")
 
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", type=positive, required=True)
     p.add_argument("--stale-after", type=int, default=300, metavar="SECONDS",
                    help="heartbeat age after which a run with no live driver counts as dead (default 300)")
+    p.add_argument("--stack-name", help="the deployed stack, to ask whether the run's execution still runs")
+    p.add_argument("--force", action="store_true",
+                   help="abandon even when the driver's liveness cannot be checked (the heartbeat still must be stale)")
     return parser
 
 
@@ -172,7 +176,7 @@ def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> i
         start, end = default_window(datetime.now(UTC), settings.timezone, settings.default_window_days)
     ledger.raise_if_active(conn)
     conn.rollback()
-    executor = ledger.local_executor()
+    executor = ledger.local_executor() if args.local else None  # in AWS the execution itself drives the run
     payload = run_request(start, end, chunk_days=args.chunk_days, max_chunk_rows=args.max_chunk_rows,
                           max_concurrency=args.max_concurrency, trigger="cli", executor=executor)
     name = execution_name("cli", start, end)
@@ -198,7 +202,7 @@ def cmd_status(args: argparse.Namespace, conn: Connection, settings: Settings) -
             print(views.chunk_table(chunks))
             if run["status"] == "RUNNING":
                 print()
-                print(_liveness_line(run))
+                print(_liveness_line(run, args.stack_name))
         return 0
     runs = ledger.list_runs(conn, args.limit)
     conn.rollback()
@@ -245,8 +249,10 @@ def cmd_redrive(args: argparse.Namespace, conn: Connection, settings: Settings) 
             return 0
         ledger.raise_if_active(conn, except_run=args.run_id)
         conn.rollback()
-        payload = {"trigger": "redrive", "executor": ledger.local_executor(), "redrive_run_id": args.run_id,
+        payload = {"trigger": "redrive", "redrive_run_id": args.run_id,
                    "redrive_chunk_ids": [c["chunk_id"] for c in pending]}
+        if args.local:  # in AWS the execution itself drives the run
+            payload["executor"] = ledger.local_executor()
         if args.max_concurrency:
             payload["max_concurrency"] = args.max_concurrency
         if not args.json:
@@ -266,10 +272,13 @@ def cmd_abandon(args: argparse.Namespace, conn: Connection, settings: Settings) 
     run = ledger.get_run(conn, args.run_id)
     conn.rollback()
     if run["status"] == "RUNNING":
-        alive, why = _driver_alive(run)
+        alive, why = _driver_alive(run, args.stack_name)
         age = _heartbeat_age(run)
         if alive:
             raise InputError(f"run {args.run_id} is alive ({why}); it cannot be abandoned")
+        if alive is None and not args.force:
+            raise InputError(f"run {args.run_id} cannot be proven dead: {why}; pass --stack-name, or --force if "
+                             "you know its driver is gone")
         if age < args.stale_after:
             raise InputError(f"run {args.run_id} sent a heartbeat {age:.0f}s ago, under --stale-after "
                              f"{args.stale_after}s; wait, or check it is really dead ({why})")
@@ -369,15 +378,16 @@ def _heartbeat_age(run: dict[str, Any]) -> float:
     return (datetime.now(UTC) - run["heartbeat_at"]).total_seconds()
 
 
-def _driver_alive(run: dict[str, Any]) -> tuple[bool, str]:
-    """Is the process or execution driving a RUNNING run still alive? (Locally: its pid on this host.)"""
+def _driver_alive(run: dict[str, Any], stack_name: str | None = None) -> tuple[bool | None, str]:
+    """Is whatever drives a RUNNING run still alive? A local run: its process on this host. A run in AWS:
+    its execution, asked of Step Functions when the stack is known. ``None`` when it cannot be told."""
     import socket
 
-    executor = str(run.get("executor") or "")
+    executor = str(run.get("executor") or run["execution_name"])
     if executor.startswith("local:"):
         _, host, pid = executor.split(":", 2)
         if host != socket.gethostname():
-            return False, f"driven from another host ({host}), liveness unknown"
+            return None, f"driven from another host ({host}), liveness unknown"
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
@@ -385,11 +395,17 @@ def _driver_alive(run: dict[str, Any]) -> tuple[bool, str]:
         except (PermissionError, ValueError):
             return True, f"its process {pid} exists"
         return True, f"its process {pid} is running"
-    return False, f"executor {executor or 'unknown'} cannot be checked from here"
+    try:
+        from chunking.aws import execution_status
+
+        status = execution_status(executor, stack_name)
+    except EtlError as exc:
+        return None, f"its execution {executor} cannot be checked from here ({exc})"
+    return status == "RUNNING", f"its execution {executor} is {status}"
 
 
-def _liveness_line(run: dict[str, Any]) -> str:
-    alive, why = _driver_alive(run)
+def _liveness_line(run: dict[str, Any], stack_name: str | None = None) -> str:
+    alive, why = _driver_alive(run, stack_name)
     return (f"liveness: {why}; last heartbeat {_heartbeat_age(run):.0f}s ago"
             + ("" if alive else f" — if it is dead: {PROG} abandon --run-id {run['run_id']}"))
 

@@ -105,9 +105,11 @@ def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any]
 
 
 def run_request(start: date | None, end: date | None, *, chunk_days: int | None, max_chunk_rows: int | None,
-                max_concurrency: int | None, trigger: str, executor: str) -> dict[str, Any]:
+                max_concurrency: int | None, trigger: str, executor: str | None) -> dict[str, Any]:
     """The state machine input of a run (omitted dates select the scheduled default window)."""
-    payload: dict[str, Any] = {"trigger": trigger, "executor": executor}
+    payload: dict[str, Any] = {"trigger": trigger}
+    if executor:  # else the execution itself (ValidateConfig records its name)
+        payload["executor"] = executor
     if start and end:
         payload.update(start_date=start.isoformat(), end_date=end.isoformat())
     for key, value in (("chunk_days", chunk_days), ("max_chunk_rows", max_chunk_rows),
