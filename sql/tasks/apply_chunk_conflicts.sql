@@ -9,19 +9,26 @@ WITH owners AS (
 ),
 band AS (
     -- Partners of an owner start at most 26 h before it (24 h visit + 2 h gap) and at most 2 h after it
-    -- ends: a range scan on (run_id, caregiver_id, start_ts), so the cost is linear in the chunk's visits.
+    -- ends: for each owner, one range scan on staged_visits_band_idx (run_id, caregiver_id, start_ts), so
+    -- the cost is linear in the chunk's visits. The LATERAL subquery with OFFSET 0 keeps that shape: as a
+    -- plain join the planner prefers a hash or merge join on (run_id, caregiver_id) with the band as a
+    -- filter, which compares every pair of a caregiver's visits (quadratic in the window; docs/benchmarks.md).
     SELECT x.visit_id AS x_id, x.caregiver_id AS x_caregiver, x.visit_date AS x_date,
            x.start_ts AS x_start, x.end_ts AS x_end, x.lat AS x_lat, x.lon AS x_lon,
            y.visit_id AS y_id, y.visit_date AS y_date,
            y.start_ts AS y_start, y.end_ts AS y_end, y.lat AS y_lat, y.lon AS y_lon
     FROM owners x
-    JOIN etl.staged_visits y
-      ON y.run_id = x.run_id
-     AND y.caregiver_id = x.caregiver_id
-     AND y.start_ts >= x.start_ts - interval '26 hours'
-     AND y.start_ts <= x.end_ts + interval '2 hours'
-    WHERE y.provider_id <> x.provider_id
-      AND (y.visit_date, y.visit_id) > (x.visit_date, x.visit_id)
+    CROSS JOIN LATERAL (
+        SELECT p.visit_id, p.visit_date, p.start_ts, p.end_ts, p.lat, p.lon
+        FROM etl.staged_visits p
+        WHERE p.run_id = %(run_id)s
+          AND p.caregiver_id = x.caregiver_id
+          AND p.start_ts >= x.start_ts - interval '26 hours'
+          AND p.start_ts <= x.end_ts + interval '2 hours'
+          AND p.provider_id <> x.provider_id
+          AND (p.visit_date, p.visit_id) > (x.visit_date, x.visit_id)
+        OFFSET 0
+    ) y
 ),
 moved AS (
     -- ACTIVE rows dated in this chunk whose pair's conflict date is now elsewhere: evaluated, so that a
