@@ -39,6 +39,9 @@ COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 MIN_STATEMENT_MS = 1_000
 MAX_LOCK_WAIT_MS = 60_000
 CONNECTION_CHECK_MS = 5_000
+# Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
+# estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).
+STATEMENT_SETTINGS = {"jit": "off"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,7 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
     conn.autocommit = True
     try:
         db.execute(conn, "tasks/analyze_staged_visits")
+        db.execute(conn, "tasks/analyze_conflict_maps")
     finally:
         conn.autocommit = old_autocommit
     return result
@@ -210,7 +214,7 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
         with db.transaction(conn):
             timeout = statement_timeout_ms(remaining_ms(), margin_ms)
             limits = {"statement_timeout": str(timeout), "lock_timeout": str(min(timeout, MAX_LOCK_WAIT_MS)),
-                      "application_name": f"conflict-map run {run_id} chunk {chunk_id}"[:63]}
+                      "application_name": f"conflict-map run {run_id} chunk {chunk_id}"[:63], **STATEMENT_SETTINGS}
             if conn.server_version >= 140000:  # the server stops work for a client that has gone away
                 limits["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
             db.set_local(conn, **limits)
