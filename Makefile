@@ -54,6 +54,8 @@ LAMBDA_PYTHON       := 3.13
 # Lambda's python3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux wheels up to 2_28 are fine.
 LAMBDA_PLATFORMS    := manylinux2014_aarch64 manylinux_2_28_aarch64
 LAMBDA_REQUIREMENTS := psycopg2-binary==2.9.13 aws-lambda-powertools[parser]==3.37.0 pydantic==2.13.5
+# Powertools Tracer's X-Ray SDK, without its botocore (the runtime has it): installed with --no-deps.
+LAMBDA_TRACING      := aws-xray-sdk==2.15.0 wrapt==2.5.2
 LAMBDA_FUNCTIONS    := ValidateConfigFunction StageVisitsFunction PlanChunksFunction ReconcileRunFunction \
                        ChunkWorkerFunction
 
@@ -69,4 +71,7 @@ build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-warn-conflicts \
 		--target "$(ARTIFACTS_DIR)/python" --implementation cp --python-version $(LAMBDA_PYTHON) \
 		$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --only-binary=:all: $(foreach r,$(LAMBDA_REQUIREMENTS),'$(r)')
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-compile --no-warn-conflicts --no-deps \
+		--target "$(ARTIFACTS_DIR)/python" --implementation cp --python-version $(LAMBDA_PYTHON) \
+		$(addprefix --platform ,$(LAMBDA_PLATFORMS)) --only-binary=:all: $(LAMBDA_TRACING)
 	rm -rf "$(ARTIFACTS_DIR)/python/bin"

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from chunking import db, ledger, report, seed, views
 from chunking.console import Progress, table
 from chunking.db import PROJECT_ROOT, Connection
-from chunking.errors import EtlError, InputError, RunAlreadyActive
+from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.preview import preview
@@ -420,6 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.db_command if args.command == "db" else args.command
     try:
         settings = Settings.from_env()
+        in_aws = command in ("run", "redrive") and not args.local
+        if in_aws and not (args.database_url or os.environ.get("DATABASE_URL")):
+            raise ConfigError(f"{command} in AWS follows the run in the deployed database's ledger: give it with "
+                              "--database-url or DATABASE_URL (or use --local to run on this machine)")
         args.database_url = db.resolve_database_url(args.database_url)
         conn = db.connect(args.database_url, application_name=f"{PROG} {command}")
         try:

@@ -125,20 +125,24 @@ def transaction(conn: Connection) -> Iterator[Connection]:
         raise
 
 
-def database_url_from_secret(secret_arn: str) -> str:
-    """Build a DSN from a Secrets Manager secret in the RDS format (host, port, username, password, dbname).
+def database_url_from_secret(secret_arn: str, defaults: Mapping[str, Any] | None = None) -> str:
+    """Build a DSN from a Secrets Manager secret in the RDS format (username, password, and host, port,
+    dbname), read through Powertools Parameters (cached for five minutes); the password is never logged.
 
-    Read through Powertools Parameters (cached for five minutes); the password is never logged."""
+    ``defaults`` fill what the secret lacks: a secret RDS manages for its master user holds only the
+    username and password, so host, port and dbname then come from settings (DB_HOST, DB_PORT, DB_NAME)."""
     from aws_lambda_powertools.utilities import parameters
 
     secret = parameters.get_secret(secret_arn, max_age=300)
     try:
-        values = json.loads(secret) if isinstance(secret, str) else json.loads(secret.decode())
+        values = {**{k: v for k, v in (defaults or {}).items() if v}, **json.loads(
+            secret if isinstance(secret, str) else secret.decode())}
         user, password, host = values["username"], values["password"], values["host"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError("database secret must be JSON with username, password, host (and port, dbname)") from exc
-    port = values.get("port", 5432)
-    dbname = values.get("dbname", "postgres")
+        raise ConfigError("database secret must be JSON with username and password, and host (in the secret "
+                          "or as DB_HOST); port and dbname are optional") from exc
+    port = values.get("port") or 5432
+    dbname = values.get("dbname") or "postgres"
     return f"postgresql://{quote(str(user))}:{quote(str(password))}@{host}:{port}/{quote(str(dbname))}"
 
 

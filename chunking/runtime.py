@@ -27,7 +27,8 @@ def database(cfg: Settings) -> Connection:
     if not dsn:
         assert cfg.db_secret_arn
         with _dsn_lock:
-            dsn = database_url_from_secret(cfg.db_secret_arn)
+            dsn = database_url_from_secret(cfg.db_secret_arn, {"host": cfg.db_host, "port": cfg.db_port,
+                                                               "dbname": cfg.db_name})
     return _connections.get(dsn)
 
 

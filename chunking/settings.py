@@ -16,6 +16,9 @@ from chunking.errors import ConfigError
 # Environment variable names, in one place.
 DATABASE_URL = "DATABASE_URL"
 DB_SECRET_ARN = "DB_SECRET_ARN"
+DB_HOST = "DB_HOST"
+DB_PORT = "DB_PORT"
+DB_NAME = "DB_NAME"
 ENVIRONMENT = "ETL_ENVIRONMENT"
 CHUNK_QUEUE_URL = "CHUNK_QUEUE_URL"
 CHUNK_DLQ_URL = "CHUNK_DLQ_URL"
@@ -42,6 +45,9 @@ class Settings:
 
     database_url: str | None = None
     db_secret_arn: str | None = None
+    db_host: str | None = None  # complete a secret that lacks them (an RDS-managed master secret)
+    db_port: int | None = None
+    db_name: str | None = None
     environment: str = "local"
     chunk_queue_url: str | None = None
     chunk_dlq_url: str | None = None
@@ -68,6 +74,9 @@ class Settings:
         return cls(
             database_url=env.get(DATABASE_URL) or None,
             db_secret_arn=env.get(DB_SECRET_ARN) or None,
+            db_host=env.get(DB_HOST) or None,
+            db_port=_int(env, DB_PORT, 0, minimum=0, maximum=65535) or None,
+            db_name=env.get(DB_NAME) or None,
             environment=env.get(ENVIRONMENT) or cls.environment,
             chunk_queue_url=env.get(CHUNK_QUEUE_URL) or None,
             chunk_dlq_url=env.get(CHUNK_DLQ_URL) or None,

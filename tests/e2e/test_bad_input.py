@@ -141,3 +141,17 @@ def test_bad_state_machine_input_is_rejected_by_validate_config(conn, database_u
     assert says in described["cause"]
     assert entered == ["ValidateConfig", "RequestRejected"]
     assert _ledger_size(conn) == before
+
+
+@pytest.mark.parametrize("command", [["run", "--start", "2026-10-01", "--end", "2026-10-02"],
+                                     ["redrive", "--run-id", "3"]])
+def test_aws_mode_without_the_deployed_database_is_refused_not_run_on_the_embedded_one(capsys, monkeypatch,
+                                                                                      command):
+    from chunking import cli
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr("chunking.db.embedded_database_url", lambda *a: pytest.fail("started the embedded DB"))
+    code = cli.main(command)
+    err = capsys.readouterr().err
+    assert code == 2 and "follows the run in the deployed database's ledger" in err
+    assert len(err.strip().splitlines()) == 1

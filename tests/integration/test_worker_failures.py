@@ -44,19 +44,19 @@ def _chunk(conn, env):
     return row
 
 
-def _wait_for_lock_wait(conn, timeout=10.0):
-    """Wait until a chunk's backend is blocked on a lock; return its pid."""
+def _wait_for_lock_wait(conn, timeout=10.0, waiters=1):
+    """Wait until ``waiters`` chunk backends are blocked on a lock; return the pid of one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with conn.cursor() as cur:
             cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'conflict-map run %%' "
                         "AND wait_event_type = 'Lock'")
-            row = cur.fetchone()
+            rows = cur.fetchall()
         conn.rollback()
-        if row:
-            return row[0]
+        if len(rows) >= waiters:
+            return rows[0][0]
         time.sleep(0.05)
-    raise AssertionError("the chunk never blocked on the lock")
+    raise AssertionError(f"{waiters} chunk(s) never blocked on the lock")
 
 
 def test_same_message_delivered_twice_sequentially_is_applied_once(conn, env):
@@ -92,7 +92,7 @@ def test_ledger_alone_stops_a_concurrent_duplicate(conn, env, database_url):
     with holding(database_url, *RUN_LOCK(env)):
         a_thread, a = in_thread(env.worker("a", idempotency=False).process, env.record(env.body()), lambda: 60_000)
         b_thread, b = in_thread(env.worker("b", idempotency=False).process, env.record(env.body()), lambda: 60_000)
-        time.sleep(0.5)
+        _wait_for_lock_wait(conn, waiters=2)  # both deliveries are inside their chunk transaction
     a_thread.join(10)
     b_thread.join(10)
     # then one applies the chunk, the other waits on the chunk's ledger row and finds it done
