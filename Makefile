@@ -31,7 +31,7 @@ test: install
 demo: install
 	$(BIN)/etl-pipeline db init
 	$(BIN)/etl-pipeline seed --visits $(DEMO_VISITS) --start $(DEMO_START) --days 30 --replace
-	$(BIN)/etl-pipeline plan --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/etl-pipeline plan --start $(DEMO_START) --end $(DEMO_END) --max-concurrency 2
 	$(BIN)/etl-pipeline run --local --start $(DEMO_START) --end $(DEMO_END) --max-concurrency 2
 
 lint: install
