@@ -42,10 +42,12 @@ class Caregiver:
     tight_schedule: bool  # double-booked or rushed between agencies now and then
 
 
-def generate(visits: int, start: date, days: int, seed: int = 7, first_id: int = 1) -> Iterator[tuple[object, ...]]:
-    """Yield ``visits`` rows of analytics.visits, dated from ``start`` over ``days`` days."""
+def generate(visits: int, start: date, days: int, seed: int = 7, first_id: int = 1,
+             caregiver_count: int | None = None) -> Iterator[tuple[object, ...]]:
+    """Yield ``visits`` rows of analytics.visits, dated from ``start`` over ``days`` days, by ``caregiver_count``
+    caregivers (default: as many as work about 2.2 visits a day)."""
     rng = random.Random(seed)
-    n_caregivers = max(1, round(visits / (days * VISITS_PER_CAREGIVER_DAY)))
+    n_caregivers = caregiver_count or max(1, round(visits / (days * VISITS_PER_CAREGIVER_DAY)))
     n_providers = max(3, n_caregivers // 60)
     patients = [_patient(rng, pid, rng.randint(1, n_providers)) for pid in range(1, n_caregivers * 3 + 1)]
     by_provider: dict[int, list[Patient]] = {}
@@ -156,7 +158,7 @@ def _copy_text(rows: Iterator[tuple[object, ...]]) -> io.StringIO:
 
 
 def seed_visits(conn: Connection, *, visits: int, start: date, days: int, seed: int = 7,
-                mode: str = "refuse") -> dict[str, int]:
+                mode: str = "refuse", caregiver_count: int | None = None) -> dict[str, int]:
     """Write a synthetic population with COPY. ``mode``: ``refuse`` (the table must be empty),
     ``replace`` (empty it first) or ``append`` (ids continue after the largest). Commits."""
     if visits < 1 or days < 1:
@@ -175,7 +177,7 @@ def seed_visits(conn: Connection, *, visits: int, start: date, days: int, seed: 
         first_id = max_id + 1 if mode == "append" else 1
         copy = sql.SQL("COPY analytics.visits ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
-        cur.copy_expert(copy.as_string(cur), _copy_text(generate(visits, start, days, seed, first_id)))
+        cur.copy_expert(copy.as_string(cur), _copy_text(generate(visits, start, days, seed, first_id, caregiver_count)))
     old = conn.autocommit
     conn.autocommit = True
     try:
