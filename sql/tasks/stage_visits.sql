@@ -27,7 +27,9 @@ effective AS (
     FROM wanted w
     WHERE w.status <> 'CANCELLED'
 ),
-classified AS (
+-- Not materialized: computed again for the rejections (a cheap scan) instead of writing every staged row to a
+-- temporary tuplestore first (6 per cent faster at 650k visits; docs/benchmarks.md).
+classified AS NOT MATERIALIZED (
     SELECT e.*,
            CASE
                WHEN e.end_ts <= e.start_ts THEN 'NON_POSITIVE_DURATION'
