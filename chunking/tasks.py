@@ -229,6 +229,7 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
             counts = db.fetch_one(conn, "tasks/apply_chunk_conflicts",
                                   {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
             assert counts is not None
+            _check_staging(locked, int(counts["visits"]))
             if fault:
                 raise TransientError(f"fault drill: ETL_FAULT_CHUNKS fails every attempt of the chunk starting "
                                      f"{chunk_start} (rolled back before commit)")
@@ -245,6 +246,16 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
         gave_up = final_attempt or isinstance(error, PermanentError)
         _record_failure(conn, run_id, chunk_id, attempt, error, gave_up=gave_up)
         raise error from exc
+
+
+def _check_staging(chunk: dict[str, Any], staged: int) -> None:
+    """The staging table is UNLOGGED (schema 003): crash recovery or a failover empties it. A chunk that does not
+    find the staged visits its plan counted must not commit, or it would resolve every conflict of its dates."""
+    if staged != chunk["estimated_rows"]:
+        raise PermanentError(
+            f"chunk {chunk['chunk_id']} of run {chunk['run_id']} found {staged:,} staged visits where its plan "
+            f"counted {chunk['estimated_rows']:,}: the run's staging was lost (a database restart or failover "
+            "empties the unlogged staging table); nothing was written, redrive the run to restage it")
 
 
 def _lock_run(conn: Connection, run_id: int, *, exclusive: bool) -> dict[str, Any]:
