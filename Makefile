@@ -8,7 +8,7 @@ DEMO_START ?= 2026-10-01
 DEMO_END   ?= 2026-10-30
 DEMO_VISITS ?= 200000
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint bench clean
 
 # The deploy tests' Node tools (an ASL validator) come from tests/deploy/package-lock.json when npm exists;
 # without Node.js those tests skip and say why.
@@ -39,6 +39,13 @@ lint: install
 	$(BIN)/mypy
 	$(SAM) validate --lint
 	$(SAM) build
+
+# Benchmark (docs/benchmarks.md): its own database on $$DATABASE_URL's server (else the embedded one), dropped
+# afterwards; a Markdown report on stdout and JSON under bench/results/. Sizes: BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--windows 7,30,60,90 --repeats 3 --explain"
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .runs *.egg-info
