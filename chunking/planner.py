@@ -20,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-# With no history, assume this many staged rows per second per chunk: conservative against the ~100k/s
-# measured on a 2-core machine (docs/benchmarks.md), so a first plan errs towards smaller chunks.
-DEFAULT_ROWS_PER_SECOND = 50_000.0
-# What a chunk costs whatever its size: queue, invocation, connection, ledger (measured locally; larger in AWS).
+# With no history, assume this many staged rows per second per chunk: about a third of what the benchmark measured
+# on a 2-core machine (medians of 255k-330k owner rows/s per chunk, one or two chunks at once; 275k-390k/s on a
+# rerun over unchanged data; docs/benchmarks.md), so a first plan errs towards smaller chunks.
+DEFAULT_ROWS_PER_SECOND = 100_000.0
+# What a chunk costs whatever its size: queue, invocation, connection, ledger. 70-80 ms through the local
+# emulator (docs/benchmarks.md, 1-day chunks); about doubled for the queue and invocation latency of AWS.
 CHUNK_OVERHEAD_MS = 150
 # A rate measured on fewer rows than this is mostly overhead: not used to size chunks.
 MIN_ROWS_MEASURED = 1_000
