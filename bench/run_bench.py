@@ -325,8 +325,10 @@ def plan_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
     if node.get("CTE Name"):
         label += f" ({node['CTE Name']})"
     removed = node.get("Rows Removed by Join Filter") or 0
-    stats = (f"rows={node.get('Actual Rows', 0):,} loops={node.get('Actual Loops', 0):,} "
-             f"{node.get('Actual Total Time', 0.0):,.0f} ms")
+    loops = node.get("Actual Loops", 0)
+    each = node.get("Actual Total Time", 0.0)  # per loop, as EXPLAIN reports it
+    stats = f"rows={node.get('Actual Rows', 0):,} loops={loops:,} " + (
+        f"{each:,.0f} ms" if loops <= 1 else f"{each:.4f} ms per loop")
     if removed:
         stats += f", {removed:,} pairs removed by the join filter"
     lines = [f"{'  ' * depth}{label}  [{stats}]"]
