@@ -73,7 +73,7 @@ class LambdaContext:
 
     function_name: str
     timeout_s: int
-    memory_limit_in_mb: int = 1024
+    memory_limit_in_mb: int = 512  # template.yaml: MemorySize
     aws_request_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:

@@ -184,7 +184,12 @@ def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date,
     if sizing.mode == "adaptive":
         days = days_between(window_start, window_end)
         total = sum(max(0, int(rows_by_day.get(d, 0))) for d in days)
-        wanted = max(min(sizing.min_chunks, len(days)), math.ceil(total / cap) if total else 1)
+        loaded_days = sum(1 for d in days if rows_by_day.get(d, 0) > 0)
+        needed = max(sizing.min_chunks, math.ceil(total / cap) if total else 1,
+                     math.ceil(len(days) / sizing.chunk_days))
+        # a multiple of the concurrency, so the last wave of chunks is not one chunk running alone
+        wanted = min(max(1, loaded_days), math.ceil(needed / sizing.min_chunks) * sizing.min_chunks)
+        wanted = max(wanted, min(sizing.min_chunks, len(days)))
         cap = _balanced_cap(window_start, window_end, rows_by_day, sizing.chunk_days, wanted, cap)
     chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap)
     while len(chunks) < wanted:  # contiguity can leave fewer chunks than the concurrency: halve the heaviest

@@ -70,7 +70,7 @@ class ChunkWorker:
         )
         if idempotency:
             assert settings.idempotency_table
-            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+            store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=_dynamodb_client())
             self._apply_once = idempotent_function(
                 data_keyword_argument="chunk", persistence_store=store, config=self.idempotency_config,
             )(self._apply)
@@ -195,6 +195,15 @@ class ChunkWorker:
 
 
 _workers = threading.local()
+_client_lock = threading.Lock()
+
+
+def _dynamodb_client() -> Any:
+    """The idempotency store's DynamoDB client, from boto3's default session: its loaded service models are
+    shared, where Powertools' own new session per store would parse them again for every worker (the local
+    emulator runs several in one process). Making clients is not thread-safe, hence the lock."""
+    with _client_lock:
+        return boto3.client("dynamodb")
 
 
 def container_worker(factory: Callable[[], ChunkWorker]) -> ChunkWorker:

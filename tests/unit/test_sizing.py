@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
 import pytest
@@ -126,3 +127,14 @@ def test_a_plan_over_the_execution_limits_is_refused_naming_them():
     many = [Chunk(i, START, START, 1) for i in range(1, 3_000)]
     with pytest.raises(PlanTooLarge, match=r"history events .* over what one execution allows"):
         check_budget(many)
+
+
+def test_chunks_forced_by_the_day_cap_are_rounded_up_to_the_concurrency():
+    # 90 days with a 31-day cap need 3 chunks; at concurrency 2 the third would run alone: plan 4
+    loads = dict.fromkeys(days_between(START, START + timedelta(days=89)), 10_800)
+    sizing = adaptive_sizing(Throughput(250_000, "test"), chunk_days=31, target_chunk_seconds=120,
+                             worker_timeout_s=300, concurrency=2)
+    chunks = plan_window(START, START + timedelta(days=89), loads, sizing)
+    assert len(chunks) == 4 and max(c.days for c in chunks) <= 31
+    # the largest chunk, which sets how long the run takes, is as small as four chunks allow
+    assert max(c.estimated_rows for c in chunks) == math.ceil(90 / 4) * 10_800
