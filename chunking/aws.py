@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,8 +21,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chunking.emulator import _letter
 from chunking.errors import ConfigError, EtlError
+from chunking.queues import read_dead_letters
+from chunking.runner import wait_for
 
 STACK_NAME_ENV = "ETL_STACK_NAME"
 STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN"
@@ -155,55 +155,18 @@ class AwsCloud:
     def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
              interval_s: float | None = None) -> dict[str, Any]:
         """Block until the execution ends (polling DescribeExecution), calling ``on_tick`` between polls."""
-        interval = self.poll_interval_s if interval_s is None else interval_s
-        while True:
-            described = self.describe(execution_arn)
-            if described["status"] != "RUNNING":
-                return described
-            if on_tick:
-                on_tick()
-            time.sleep(interval)
+        return wait_for(self.describe, execution_arn, on_tick,
+                        self.poll_interval_s if interval_s is None else interval_s)
 
     # --- the dead-letter queue -----------------------------------------------------------------------------
 
     def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-        """Every message in the chunk dead-letter queue, shaped as the emulator shapes them (body parsed,
-        attributes flattened); those ``delete`` accepts are deleted, the others made visible again at once.
-
-        Messages are held invisible while the queue is read, so each is seen once; long polling makes an
-        empty receive mean an empty queue rather than an unlucky sample of SQS's servers."""
-        seen: list[dict[str, Any]] = []
-        kept: list[str] = []
+        """Every message in the chunk dead-letter queue (see :func:`chunking.queues.read_dead_letters`)."""
         try:
-            while len(seen) < self.max_letters:
-                batch = self._sqs.receive_message(
-                    QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=120,
-                    WaitTimeSeconds=self.receive_wait_s, MessageAttributeNames=["All"],
-                    AttributeNames=["All"]).get("Messages", [])
-                if not batch:
-                    break
-                for message in batch:
-                    letter = _letter(dict(message))
-                    seen.append(letter)
-                    if delete is not None and delete(letter):
-                        self._sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
-                    else:
-                        kept.append(message["ReceiptHandle"])
+            return read_dead_letters(self._sqs, self.dlq_url, delete=delete, wait_s=self.receive_wait_s,
+                                     max_letters=self.max_letters)
         except (ClientError, BotoCoreError) as exc:
             raise AwsError(f"cannot read the dead-letter queue {self.dlq_url}: {_describe(exc)}") from None
-        finally:
-            self._release(kept)
-        return seen
-
-    def _release(self, handles: list[str]) -> None:
-        """Make the kept messages visible again at once (best effort: they reappear after 120 s anyway)."""
-        for start in range(0, len(handles), 10):
-            entries: list[Any] = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                                  for i, h in enumerate(handles[start:start + 10])]
-            try:
-                self._sqs.change_message_visibility_batch(QueueUrl=self.dlq_url, Entries=entries)
-            except (ClientError, BotoCoreError):
-                return
 
 
 def _sqs_region(url: str) -> str | None:

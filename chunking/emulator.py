@@ -34,6 +34,8 @@ from chunking import runtime
 from chunking.db import PROJECT_ROOT
 from chunking.errors import ConfigError
 from chunking.observability import emf_records
+from chunking.queues import read_dead_letters
+from chunking.runner import wait_for
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -305,13 +307,7 @@ class LocalCloud:
     def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
              interval_s: float = 0.2) -> dict[str, Any]:
         """Block until the execution ends, calling ``on_tick`` between polls."""
-        while True:
-            described = self.describe(execution_arn)
-            if described["status"] != "RUNNING":
-                return described
-            if on_tick:
-                on_tick()
-            time.sleep(interval_s)
+        return wait_for(self.describe, execution_arn, on_tick, interval_s)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn: Any = boto3.client("stepfunctions", region_name=REGION)
@@ -327,25 +323,8 @@ class LocalCloud:
     # --- the dead-letter queue ---------------------------------------------------------------------------------
 
     def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
-        """Every message in the DLQ (body parsed, attributes flattened); those ``delete`` accepts are removed."""
-        sqs: Any = boto3.client("sqs", region_name=REGION)
-        seen: list[dict[str, Any]] = []
-        handles: list[str] = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                        MessageAttributeNames=["All"], AttributeNames=["All"]).get("Messages", [])
-            if not batch:
-                break
-            for msg in batch:
-                letter = _letter(msg)
-                seen.append(letter)
-                if delete is not None and delete(letter):
-                    sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=msg["ReceiptHandle"])
-                else:
-                    handles.append(msg["ReceiptHandle"])
-        for handle in handles:  # make the kept ones visible again at once
-            sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
-        return seen
+        """Every message in the DLQ (see :func:`chunking.queues.read_dead_letters`)."""
+        return read_dead_letters(boto3.client("sqs", region_name=REGION), self.dlq_url, delete=delete)
 
     def _dlq_file(self) -> Path:
         digest = hashlib.sha256(_without_password(self.database_url).encode()).hexdigest()[:12]
@@ -449,16 +428,6 @@ def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
         "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs",
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "awsRegion": REGION,
     }
-
-
-def _letter(message: dict[str, Any]) -> dict[str, Any]:
-    try:
-        body = json.loads(message["Body"])
-    except ValueError:
-        body = None
-    attributes = {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()}
-    return {"raw_body": message["Body"], "body": body if isinstance(body, dict) else None,
-            "attributes": attributes, "receive_count": message.get("Attributes", {}).get("ApproximateReceiveCount")}
 
 
 def _without_password(url: str) -> str:

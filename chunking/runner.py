@@ -44,6 +44,18 @@ class RunReport:
         return self.run is not None and self.run["status"] == "SUCCEEDED" and self.execution_status == "SUCCEEDED"
 
 
+def wait_for(describe: Callable[[str], dict[str, Any]], execution_arn: str,
+             on_tick: Callable[[], None] | None, interval_s: float) -> dict[str, Any]:
+    """Poll an execution until it is no longer RUNNING, calling ``on_tick`` between polls."""
+    while True:
+        described = describe(execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        if on_tick:
+            on_tick()
+        time.sleep(interval_s)
+
+
 def execution_name(kind: str, *parts: object) -> str:
     """A readable, unique execution name (Step Functions allows 80 characters, no colons or spaces)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

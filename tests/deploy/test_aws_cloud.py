@@ -16,9 +16,9 @@ from chunking import aws as deployed
 from chunking import ledger, tasks
 from chunking.aws import AwsCloud
 from chunking.cli import main
-from chunking.emulator import _letter
 from chunking.errors import ConfigError
 from chunking.planner import fixed_sizing
+from chunking.queues import letter_of
 from chunking.runner import execution_error
 from tests.factories import insert, visit
 
@@ -161,7 +161,7 @@ def test_dead_letters_come_in_the_emulator_shape_and_only_accepted_ones_are_dele
         left = cloud.dead_letters()
 
     assert len(letters) == 4
-    expected = _letter({"Body": letters[0]["raw_body"], "MessageAttributes": {}, "Attributes": {}})
+    expected = letter_of({"Body": letters[0]["raw_body"], "MessageAttributes": {}, "Attributes": {}})
     assert all(set(letter) == set(expected) for letter in letters)
     by_chunk = {(letter["body"] or {}).get("chunk_id"): letter for letter in letters}
     assert by_chunk[1]["attributes"] == {"error_type": "TransientError", "error": "fault drill", "attempts": "5"}
