@@ -7,14 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from chunking import db, ledger, report, seed, views
-from chunking.console import Progress, table
+from chunking.console import Progress, duration, table
 from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
@@ -171,8 +172,6 @@ def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> i
         check_window(args.start, args.end, settings.max_window_days)
         start, end = args.start, args.end
     else:
-        from datetime import datetime
-
         start, end = default_window(datetime.now(UTC), settings.timezone, settings.default_window_days)
     ledger.raise_if_active(conn)
     conn.rollback()
@@ -349,8 +348,6 @@ def _letters_by_chunk(letters: list[dict[str, Any]], run_id: int) -> dict[int, d
 
 def _print_redrive_plan(args: argparse.Namespace, run: dict[str, Any], pending: list[dict[str, Any]],
                         letters: dict[int, dict[str, Any]]) -> None:
-    from datetime import datetime
-
     now = datetime.now(UTC)
     rows = []
     for c in pending:
@@ -363,8 +360,6 @@ def _print_redrive_plan(args: argparse.Namespace, run: dict[str, Any], pending: 
     if args.json:
         print(json.dumps({"run_id": run["run_id"], "status": run["status"], "would_redrive": rows}))
         return
-    from chunking.console import duration
-
     print(f"run {run['run_id']} ({run['status']}): {len(rows)} chunk(s) would be redriven (dry run, nothing changed)")
     print(table(["chunk", "range", "status", "attempts", "age", "in DLQ", "last error"],
                 [[r["chunk_id"], f"{r['chunk_start']}..{r['chunk_end']}", r["status"], r["attempts"],
@@ -373,16 +368,12 @@ def _print_redrive_plan(args: argparse.Namespace, run: dict[str, Any], pending: 
 
 
 def _heartbeat_age(run: dict[str, Any]) -> float:
-    from datetime import datetime
-
     return (datetime.now(UTC) - run["heartbeat_at"]).total_seconds()
 
 
 def _driver_alive(run: dict[str, Any], stack_name: str | None = None) -> tuple[bool | None, str]:
     """Is whatever drives a RUNNING run still alive? A local run: its process on this host. A run in AWS:
     its execution, asked of Step Functions when the stack is known. ``None`` when it cannot be told."""
-    import socket
-
     executor = str(run.get("executor") or run["execution_name"])
     if executor.startswith("local:"):
         _, host, pid = executor.split(":", 2)

@@ -404,8 +404,6 @@ class LocalCloud:
 def _swap_stream(handler: logging.StreamHandler, stream: Any) -> None:
     """Point a handler at another stream without flushing the old one (it may be closed already)."""
     if getattr(stream, "closed", False):
-        import sys
-
         stream = sys.stdout
     with handler.lock or contextlib.nullcontext():
         handler.stream = stream

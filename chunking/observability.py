@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
@@ -48,8 +49,6 @@ def invocation_metrics(function: str, environment: str, namespace: str | None = 
 
 @cache
 def _namespace() -> str:
-    import os
-
     return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE
 
 
@@ -171,8 +170,6 @@ def subsegment(name: str, **annotations: str | int) -> Iterator[None]:
 def tracing_enabled() -> bool:
     """Tracing runs where Powertools' Tracer runs it: in Lambda, unless POWERTOOLS_TRACE_DISABLED is set
     (and never under `sam local`)."""
-    import os
-
     disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
     return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL") and not disabled
 
