@@ -266,6 +266,3 @@ def test_chunk_of_a_run_that_is_no_longer_running_is_refused(conn, env):
     assert "ABANDONED" in result["error"] or "superseded" in result["error"] or "FAILED" in result["error"]
     assert conflicts(conn) == {}
 
-
-def test_permanent_error_class_is_what_the_worker_raises(env):
-    assert issubclass(PermanentError, Exception) and not issubclass(PermanentError, TransientError)
