@@ -651,10 +651,6 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
-def _from_epoch(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
 def _offset_label(seconds: float, step: float) -> str:
     """A tick's offset from the run's start, as precise as the tick step: +0.35s, +12s, +4m30s, +6h05m."""
     decimals = 2 if step < 0.1 else 1 if step < 1 else 0
