@@ -4,29 +4,82 @@ embedded PostgreSQL used on a workstation with no server configured."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import re
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from chunking.errors import ConfigError, TransientError, describe_db_error
+from chunking.errors import ConfigError, TransientError, classify_db_error, describe_db_error
 from chunking.observability import subsegment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = Path(os.environ.get("ETL_SQL_DIR", PROJECT_ROOT / "sql"))
 DEFAULT_DATA_DIR = PROJECT_ROOT / ".pgdata"
 CONNECT_TIMEOUT_S = 10
+MAX_LOCK_WAIT_MS = 60_000  # no unit of work waits longer than this for a lock, whatever time it has left
+MIN_STATEMENT_MS = 1_000  # a unit of work with less time than this left does not start
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The time a Lambda invocation has left for its database work: every unit of work on a connection with a
+    budget sets ``statement_timeout`` (the time left minus ``margin_ms``) and ``lock_timeout`` (at most
+    :data:`MAX_LOCK_WAIT_MS`) for itself, so PostgreSQL gives up, and rolls back, before Lambda kills the
+    function."""
+
+    remaining_ms: Callable[[], int]
+    margin_ms: int
+
+    def statement_ms(self) -> int:
+        left = self.remaining_ms()
+        budget = left - self.margin_ms
+        if budget < MIN_STATEMENT_MS:
+            raise TransientError(f"only {left} ms left in this invocation, not enough for its database work")
+        return budget
+
 
 Connection = psycopg2.extensions.connection
+
+
+@dataclasses.dataclass
+class _UnitState:
+    budget: Budget | None = None
+    depth: int = 0  # units of work open on the connection (see write/read)
+
+
+_units: weakref.WeakKeyDictionary[Connection, _UnitState] = weakref.WeakKeyDictionary()
+_units_lock = threading.Lock()
+
+
+def _state(conn: Connection) -> _UnitState:
+    with _units_lock:
+        state = _units.get(conn)
+        if state is None:
+            state = _units[conn] = _UnitState()
+        return state
+
+
+def budget_of(conn: Connection) -> Budget | None:
+    """The time budget every unit of work on ``conn`` runs under (None: no limit set here)."""
+    return _state(conn).budget
+
+
+def set_budget(conn: Connection, budget: Budget | None) -> Budget | None:
+    """Give ``conn`` a time budget (the Lambda invocation's); returns the one it had."""
+    state = _state(conn)
+    previous, state.budget = state.budget, budget
+    return previous
 
 
 @cache
@@ -39,17 +92,60 @@ def load_sql(name: str) -> str:
 
 
 def connect(dsn: str, application_name: str = "conflict-map") -> Connection:
-    """Open a connection; a failure to connect is transient (the database may be restarting)."""
+    """Open a connection. A malformed connection string is a :class:`ConfigError` in one line that never shows
+    the password; a failure to connect is transient (the database may be restarting)."""
+    check_dsn(dsn)
     try:
         conn = psycopg2.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name)
     except psycopg2.OperationalError as exc:
-        raise TransientError(f"cannot connect to the database: {describe_db_error(exc)}") from exc
+        raise TransientError(f"cannot connect to the database: {redact(describe_db_error(exc), dsn)}") from exc
+    except psycopg2.Error as exc:
+        raise ConfigError(f"invalid database connection string: {redact(describe_db_error(exc), dsn)}") from exc
     return conn
+
+
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^@/?#]*?:([^@]*)@", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, dsn: str) -> str:
+    """``text`` without the connection string's password (nor its quoted fragments, which libpq echoes)."""
+    secrets_found = [m.group(1) for m in (_URL_PASSWORD.search(dsn), _KEYWORD_PASSWORD.search(dsn)) if m]
+    for secret in sorted(filter(None, secrets_found), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return re.sub(r'"[^"]*"', '"…"', text) if "://" in dsn or "=" in dsn else text
+
+
+def check_dsn(dsn: str) -> None:
+    """A connection string is a ``postgresql://`` (or ``postgres://``) URL or libpq ``key=value`` pairs."""
+    if re.match(r"^[a-z][a-z0-9+.-]*://", dsn, re.IGNORECASE):
+        if not re.match(r"^postgres(ql)?://", dsn, re.IGNORECASE):
+            raise ConfigError("invalid database connection string: the URL scheme must be postgresql:// "
+                              "(or postgres://)")
+    elif "=" not in dsn:
+        raise ConfigError("invalid database connection string: expected postgresql://user@host:port/dbname "
+                          "or key=value pairs")
+    try:
+        psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error as exc:
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn)
+        raise ConfigError(f"invalid database connection string: {reason}") from None
+
+
+@contextlib.contextmanager
+def classified(*, timed_out: Callable[[], bool] | None = None) -> Iterator[None]:
+    """The database boundary: a psycopg2 error raised inside becomes :class:`TransientError` or
+    :class:`PermanentError` by its SQLSTATE (``timed_out`` says whether the caller's time limit was hit)."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        raise classify_db_error(exc, timed_out=bool(timed_out and timed_out())) from exc
 
 
 def fetch_all(conn: Connection, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run ``sql/<name>.sql`` and return its rows as dicts (an X-Ray subsegment in Lambda)."""
-    with subsegment(f"sql {name}", statement=name), conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+    with subsegment(f"sql {name}", statement=name), classified(), \
+            conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(load_sql(name), params or {})
         return [dict(row) for row in cur.fetchall()] if cur.description else []
 
@@ -61,7 +157,7 @@ def fetch_one(conn: Connection, name: str, params: Mapping[str, Any] | None = No
 
 def execute(conn: Connection, name: str, params: Mapping[str, Any] | None = None) -> int:
     """Run ``sql/<name>.sql`` for its effect; returns the affected row count."""
-    with subsegment(f"sql {name}", statement=name), conn.cursor() as cur:
+    with subsegment(f"sql {name}", statement=name), classified(), conn.cursor() as cur:
         cur.execute(load_sql(name), params or {})
         return cur.rowcount
 
@@ -69,7 +165,7 @@ def execute(conn: Connection, name: str, params: Mapping[str, Any] | None = None
 def set_local(conn: Connection, **values: str) -> None:
     """``SET LOCAL`` through ``set_config(..., true)``: bound values, scoped to the transaction, so an RDS
     Proxy does not pin the connection the way a session-level ``SET`` would."""
-    with conn.cursor() as cur:
+    with classified(), conn.cursor() as cur:
         for name, value in values.items():
             cur.execute("SELECT set_config(%s, %s, true)", (name, value))
 
@@ -112,17 +208,80 @@ class ConnectionCache:
                 conn.close()
 
 
+def _begin(conn: Connection, isolation: str | None) -> bool:
+    """Start a unit of work: a transaction, with the connection's time budget applied to it. Returns False when
+    the block joins a unit of work already open on the connection (the outer one ends it)."""
+    state = _state(conn)
+    if state.depth:
+        state.depth += 1
+        return False
+    if isolation:
+        if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            raise RuntimeError(f"{isolation} must begin the transaction")  # a bug in the caller
+        with classified(), conn.cursor() as cur:
+            cur.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")  # one of two literals, never input
+    state.depth = 1
+    if state.budget is not None:
+        try:
+            timeout = state.budget.statement_ms()
+            set_local(conn, statement_timeout=str(timeout), lock_timeout=str(min(timeout, MAX_LOCK_WAIT_MS)))
+        except BaseException:
+            state.depth = 0
+            raise
+    return True
+
+
+def _end(conn: Connection, *, outer: bool, commit: bool) -> None:
+    state = _state(conn)
+    state.depth = max(0, state.depth - 1)
+    if not outer or conn.closed:
+        return
+    if commit:
+        with classified():
+            conn.commit()
+    else:
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+
+
 @contextlib.contextmanager
-def transaction(conn: Connection) -> Iterator[Connection]:
-    """Commit on success, roll back on any error."""
+def write(conn: Connection, *, isolation: str | None = None) -> Iterator[Connection]:
+    """A unit of work that writes: commits on success, rolls back on any error. ``isolation`` may be
+    ``"REPEATABLE READ"`` (one snapshot for every statement inside). A block inside another joins it."""
+    assert isolation in (None, "REPEATABLE READ", "SERIALIZABLE")
+    outer = _begin(conn, isolation)
     try:
         yield conn
-        conn.commit()
     except BaseException:
-        if not conn.closed:
-            with contextlib.suppress(psycopg2.Error):
-                conn.rollback()
+        _end(conn, outer=outer, commit=False)
         raise
+    _end(conn, outer=outer, commit=True)
+
+
+@contextlib.contextmanager
+def read(conn: Connection) -> Iterator[Connection]:
+    """A unit of work that only reads: its transaction always ends (rolled back), so no snapshot or lock is
+    held after it. Inside a writing unit of work it joins that one."""
+    outer = _begin(conn, None)
+    try:
+        yield conn
+    finally:
+        _end(conn, outer=outer, commit=False)
+
+
+transaction = write  # the name the first round used
+
+
+@contextlib.contextmanager
+def autocommit(conn: Connection) -> Iterator[Connection]:
+    """Statements that must not run in a transaction block (VACUUM, CREATE DATABASE), each on its own."""
+    old = conn.autocommit
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not conn.closed:
+            conn.autocommit = old
 
 
 def database_url_from_secret(secret_arn: str, defaults: Mapping[str, Any] | None = None) -> str:
@@ -143,7 +302,9 @@ def database_url_from_secret(secret_arn: str, defaults: Mapping[str, Any] | None
                           "or as DB_HOST); port and dbname are optional") from exc
     port = values.get("port") or 5432
     dbname = values.get("dbname") or "postgres"
-    return f"postgresql://{quote(str(user))}:{quote(str(password))}@{host}:{port}/{quote(str(dbname))}"
+    # keyword form, each value quoted by libpq's rules: a password may hold any character (/, @, spaces, quotes)
+    return psycopg2.extensions.make_dsn(host=str(host), port=str(port), dbname=str(dbname), user=str(user),
+                                        password=str(password))
 
 
 # --- schema versions -------------------------------------------------------------------------------------
@@ -167,7 +328,7 @@ def migrate(conn: Connection) -> list[str]:
     Each file runs in its own transaction together with its version row, under an advisory lock."""
     applied_now = []
     for version, name, path in schema_files():
-        with transaction(conn), conn.cursor() as cur:
+        with write(conn), classified(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
             cur.execute((SCHEMA_DIR / "bootstrap.sql").read_text())
             cur.execute("SELECT 1 FROM etl.schema_migrations WHERE version = %s", (version,))
@@ -181,15 +342,13 @@ def migrate(conn: Connection) -> list[str]:
 
 def schema_version(conn: Connection) -> int | None:
     """The highest applied schema version, or None when the database was never initialised."""
-    with conn.cursor() as cur:
+    with read(conn), classified(), conn.cursor() as cur:
         cur.execute("SELECT to_regclass('etl.schema_migrations') IS NOT NULL")
         row = cur.fetchone()
         if not row or not row[0]:
-            conn.rollback()
             return None
         cur.execute("SELECT max(version) FROM etl.schema_migrations")
         version = cur.fetchone()
-    conn.rollback()
     return version[0] if version else None
 
 

@@ -28,17 +28,44 @@ class RunAlreadyActive(EtlError):
     """Another run is active; at most one runs at a time."""
 
 
-class TransientError(EtlError):
+class _Classified(EtlError):
+    """An error with what the database said of it, when it came from the database: its SQLSTATE ``code`` and
+    whether the database cancelled the work at its time limit (``timed_out``, set by the caller that knows the
+    limit it set: PostgreSQL reports a statement timeout and a cancel request with the same SQLSTATE)."""
+
+    def __init__(self, message: str, *, code: str | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.timed_out = timed_out
+
+
+class TransientError(_Classified):
     """Worth retrying: a lost connection, a timeout, a deadlock, throttling, an injected fault drill."""
 
 
-class PermanentError(EtlError):
+class PermanentError(_Classified):
     """Retrying cannot help: a malformed message, an unknown run, an error in the SQL itself."""
 
 
-# SQLSTATE classes and codes that a retry can cure.
-_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")  # connection, resources, operator/cancel, rollback
-_TRANSIENT_SQLSTATES = {"55P03"}  # lock_not_available (lock_timeout)
+# SQLSTATEs that a retry can cure, by class (two characters) or by code. Decided by code, never by message text
+# (the server's messages follow its lc_messages).
+TRANSIENT_SQLSTATE_CLASSES = frozenset({
+    "08",  # connection exception: lost, refused, failed
+    "53",  # insufficient resources: too many connections (53300), out of memory, disk full
+    "40",  # transaction rollback: serialization failure (40001), deadlock (40P01)
+})
+TRANSIENT_SQLSTATES = frozenset({
+    "57P01",  # admin_shutdown: the server is shutting down or restarting
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now: the server is starting up or in recovery
+    "57P05",  # idle_session_timeout
+    "57014",  # query_canceled: statement_timeout, or a cancel request
+    "55P03",  # lock_not_available: lock_timeout
+    "25P03",  # idle_in_transaction_session_timeout
+    "58000",  # system_error
+    "58030",  # io_error
+})
+QUERY_CANCELED = "57014"
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -47,9 +74,9 @@ def is_transient_db_error(exc: BaseException) -> bool:
         return True  # the connection was closed under us
     if isinstance(exc, psycopg2.Error):
         code = exc.pgcode
-        if code is None:
+        if code is None:  # libpq's own errors: the server closed the connection, cannot connect, ...
             return isinstance(exc, psycopg2.OperationalError)
-        return code.startswith(_TRANSIENT_SQLSTATE_PREFIXES) or code in _TRANSIENT_SQLSTATES
+        return code[:2] in TRANSIENT_SQLSTATE_CLASSES or code in TRANSIENT_SQLSTATES
     return False
 
 
@@ -60,6 +87,13 @@ def describe_db_error(exc: BaseException) -> str:
         name = type(exc).__name__ if type(exc) is not psycopg2.Error else exc.pgcode
         return f"{name}: {first_line}"
     return f"{type(exc).__name__}: {first_line}"
+
+
+def classify_db_error(exc: psycopg2.Error, *, timed_out: bool = False) -> TransientError | PermanentError:
+    """The database boundary's one classification: a psycopg2 error becomes the pipeline's retry class, carrying
+    its SQLSTATE. Every statement the pipeline runs goes through it (:func:`chunking.db.classified`)."""
+    kind = TransientError if is_transient_db_error(exc) else PermanentError
+    return kind(describe_db_error(exc), code=exc.pgcode, timed_out=timed_out)
 
 
 def step_error_message(error: str | None, cause: str | None) -> str:
@@ -76,14 +110,19 @@ def step_error_message(error: str | None, cause: str | None) -> str:
 
 
 def as_pipeline_error(exc: BaseException) -> EtlError:
-    """Map a database error to the pipeline's retry classes (other pipeline errors pass through)."""
+    """Map any error to the pipeline's classes: pipeline errors pass through, database errors are classified by
+    SQLSTATE, anything else (a bug) is permanent and says its type (callers log those with their traceback:
+    :func:`is_unexpected`)."""
     if isinstance(exc, EtlError):
         return exc
-    if is_transient_db_error(exc):
-        return TransientError(describe_db_error(exc))
     if isinstance(exc, psycopg2.Error):
-        return PermanentError(describe_db_error(exc))
+        return classify_db_error(exc)
     return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def is_unexpected(exc: BaseException) -> bool:
+    """An error no part of the pipeline raises on purpose (a bug, not a classified failure)."""
+    return not isinstance(exc, EtlError | psycopg2.Error)
 
 
 __all__ = [
@@ -94,7 +133,9 @@ __all__ = [
     "RunAlreadyActive",
     "TransientError",
     "as_pipeline_error",
+    "classify_db_error",
     "describe_db_error",
     "is_transient_db_error",
+    "is_unexpected",
     "step_error_message",
 ]

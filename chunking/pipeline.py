@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chunking import ledger, tasks
 from chunking.db import Connection, require_schema
 from chunking.errors import ConfigError, InputError, PermanentError, step_error_message
+from chunking.liveness import ExecutionStatus
 from chunking.messages import IsoDate, RunRequest, one_line
 from chunking.settings import Settings
 
@@ -34,6 +35,7 @@ class RunContext(BaseModel):
     max_concurrency: int = Field(ge=1, le=40)
     correlation_id: str
     chunk_timeout_seconds: int = Field(ge=1)
+    chunk_heartbeat_seconds: int = Field(ge=1)
     redrive_chunk_ids: list[int] | None = None
 
     @classmethod
@@ -59,7 +61,18 @@ def default_window(now: datetime, timezone: str, days: int) -> tuple[date, date]
     return end - timedelta(days=days - 1), end
 
 
+# The dates the pipeline can compute: staging reads a day before a window and PARTNER_DAYS after it, and
+# every date must stay a valid date on both sides (Python's and PostgreSQL's).
+FIRST_COMPUTABLE_DATE = date.min + timedelta(days=2)
+LAST_COMPUTABLE_DATE = date.max - timedelta(days=tasks.PARTNER_DAYS + 2)
+
+
 def check_window(start: date, end: date, max_days: int) -> None:
+    """Refuse, before any run row exists, a window that is inverted, too long, or outside the computable dates."""
+    for day in (start, end):
+        if not FIRST_COMPUTABLE_DATE <= day <= LAST_COMPUTABLE_DATE:
+            raise InputError(f"date {day} is outside the dates the pipeline can compute "
+                             f"({FIRST_COMPUTABLE_DATE}..{LAST_COMPUTABLE_DATE})")
     if end < start:
         raise InputError(f"end date {end} is before start date {start}")
     days = (end - start).days + 1
@@ -68,8 +81,12 @@ def check_window(start: date, end: date, max_days: int) -> None:
                          "(ETL_MAX_WINDOW_DAYS); split the backfill into smaller windows")
 
 
-def validate_config(event: Any, conn: Connection, settings: Settings) -> dict[str, Any]:
-    """ValidateConfig: check the request and the settings, then begin the run (or reopen it for a redrive)."""
+def validate_config(event: Any, conn: Connection, settings: Settings,
+                    execution_status: ExecutionStatus | None = None) -> dict[str, Any]:
+    """ValidateConfig: check the request and the settings, then begin the run (or reopen it for a redrive).
+
+    ``execution_status`` asks Step Functions how an execution stands: an active run whose execution has ended
+    is closed (with the reason) instead of blocking this one."""
     if not isinstance(event, dict):
         raise InputError("ValidateConfig input must be an object")
     request = RunRequest.parse(event.get("request", {}))
@@ -83,11 +100,12 @@ def validate_config(event: Any, conn: Connection, settings: Settings) -> dict[st
     max_concurrency = request.max_concurrency or settings.max_concurrency
 
     if request.redrive_run_id is not None:
-        run = ledger.reopen_for_redrive(conn, request.redrive_run_id, request.executor or execution_name)
-        pending = ledger.unfinished_chunks(conn, run["run_id"])
-        conn.rollback()
-        if request.redrive_chunk_ids:
-            pending = [c for c in pending if c["chunk_id"] in set(request.redrive_chunk_ids)]
+        run = ledger.reopen_for_redrive(conn, request.redrive_run_id, request.executor or execution_name,
+                                        driver=execution_name, max_concurrency=request.max_concurrency,
+                                        execution_status=execution_status)
+        max_concurrency = int(run["max_concurrency"])  # the run's own, unless this redrive set another
+        chunk_days = request.chunk_days or int(run["chunk_days"])
+        pending = ledger.unfinished_chunks(conn, run["run_id"], request.redrive_chunk_ids)
         if not pending:
             raise InputError(f"run {run['run_id']} has no unfinished chunks to redrive")
         stage_start = min(c["chunk_start"] for c in pending)
@@ -103,7 +121,7 @@ def validate_config(event: Any, conn: Connection, settings: Settings) -> dict[st
         run = ledger.begin_run(conn, execution_name=execution_name, trigger=request.trigger,
                                executor=request.executor or execution_name, window_start=start,
                                window_end=end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
-                               max_concurrency=max_concurrency)
+                               max_concurrency=max_concurrency, execution_status=execution_status)
         stage_start, stage_end, mode = run["window_start"], run["window_end"], "run"
 
     context = RunContext(
@@ -111,6 +129,7 @@ def validate_config(event: Any, conn: Connection, settings: Settings) -> dict[st
         stage_start=stage_start, stage_end=stage_end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
         max_concurrency=max_concurrency, correlation_id=execution_name,
         chunk_timeout_seconds=settings.chunk_timeout_seconds(max_concurrency),
+        chunk_heartbeat_seconds=settings.chunk_heartbeat_seconds(),
         redrive_chunk_ids=request.redrive_chunk_ids)
     return context.output()
 
@@ -152,7 +171,7 @@ def plan(event: Any, conn: Connection, settings: Settings) -> dict[str, Any]:
 def reconcile(event: Any, conn: Connection) -> dict[str, Any]:
     """Reconcile: the ledger decides the run's outcome."""
     run = RunContext.of(event)
-    return tasks.reconcile_run(conn, run.run_id).as_output()
+    return tasks.reconcile_run(conn, run.run_id, driver=run.correlation_id).as_output()
 
 
 def abort(event: Any, conn: Connection) -> dict[str, str]:
@@ -162,5 +181,5 @@ def abort(event: Any, conn: Connection) -> dict[str, str]:
     error = event.get("error") if isinstance(event.get("error"), dict) else {}
     cause = step_error_message(str(error.get("Error") or "Error"), error.get("Cause"))
     message = f"{step} failed: {cause}"
-    tasks.abort_run(conn, run.run_id, message)
+    tasks.abort_run(conn, run.run_id, message, driver=run.correlation_id)
     return {"Error": f"{step}Failed", "Cause": message}

@@ -4,10 +4,15 @@ the local emulator."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 DLQ_HOLD_S = 120  # how long a read keeps a message invisible, so each is seen once
+
+logger = logging.getLogger(__name__)
 
 
 def letter_of(message: dict[str, Any]) -> dict[str, Any]:
@@ -55,5 +60,7 @@ def release(sqs: Any, queue_url: str, handles: list[str]) -> None:
                    for i, h in enumerate(handles[start:start + 10])]
         try:
             sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
-        except Exception:
+        except ClientError as exc:
+            logger.warning("could not release held dead-letter messages; they reappear after the hold",
+                           extra={"error": str(exc)})
             return

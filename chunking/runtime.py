@@ -8,7 +8,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from chunking.db import Connection, ConnectionCache, database_url_from_secret
+from chunking.db import Budget, Connection, ConnectionCache, database_url_from_secret, set_budget
+from chunking.drills import fault_drill
+from chunking.liveness import ExecutionStatus
 from chunking.settings import Settings, lambda_settings
 from chunking.worker import ChunkWorker, container_worker
 
@@ -20,8 +22,9 @@ def settings() -> Settings:
     return lambda_settings()
 
 
-def database(cfg: Settings) -> Connection:
-    """This container's connection, reused across invocations and checked before reuse."""
+def database(cfg: Settings, context: Any = None) -> Connection:
+    """This container's connection, reused across invocations and checked before reuse. With the invocation's
+    ``context``, every unit of work on it runs under the time the invocation has left (:class:`db.Budget`)."""
     cfg.require_database()
     dsn = cfg.database_url
     if not dsn:
@@ -29,14 +32,33 @@ def database(cfg: Settings) -> Connection:
         with _dsn_lock:
             dsn = database_url_from_secret(cfg.db_secret_arn, {"host": cfg.db_host, "port": cfg.db_port,
                                                                "dbname": cfg.db_name})
-    return _connections.get(dsn)
+    conn = _connections.get(dsn)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    set_budget(conn, Budget(remaining, cfg.timeout_margin_ms) if remaining else None)
+    return conn
+
+
+def execution_status(state_machine_arn: Any) -> ExecutionStatus | None:
+    """How Step Functions reports an execution of this state machine (for closing runs whose execution ended)."""
+    if not isinstance(state_machine_arn, str) or ":stateMachine:" not in state_machine_arn:
+        return None
+    prefix = state_machine_arn.replace(":stateMachine:", ":execution:", 1)
+
+    def status(execution_name: str) -> str:
+        import boto3
+
+        client = boto3.client("stepfunctions")
+        return str(client.describe_execution(executionArn=f"{prefix}:{execution_name}")["status"])
+
+    return status
 
 
 def chunk_worker(context: Any) -> ChunkWorker:
     cfg = settings()
     # A Lambda execution environment (container) writes to its own log stream: that names the worker.
     worker = container_worker(lambda: ChunkWorker(
-        cfg, lambda: database(cfg), worker_name=str(getattr(context, "log_stream_name", None) or "worker")[-60:]))
+        cfg, lambda: database(cfg), worker_name=str(getattr(context, "log_stream_name", None) or "worker")[-60:],
+        before_commit=fault_drill(cfg)))
     worker.register_lambda_context(context)
     return worker
 

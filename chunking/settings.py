@@ -35,8 +35,12 @@ RETRY_MAX_MS = "ETL_RETRY_MAX_MS"
 CHUNK_TIMEOUT_S = "ETL_CHUNK_TIMEOUT_S"
 TARGET_CHUNK_SECONDS = "ETL_TARGET_CHUNK_SECONDS"
 FAULT_CHUNKS = "ETL_FAULT_CHUNKS"
+HEARTBEAT_INTERVAL_S = "ETL_HEARTBEAT_INTERVAL_S"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
+
+
+PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +69,13 @@ class Settings:
     chunk_timeout_s: int | None = None
     default_window_days: int = 7
     timezone: str = "UTC"
+    heartbeat_interval_s: int = 60
     fault_chunks: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.fault_chunks and self.environment.lower() in PRODUCTION_ENVIRONMENTS:
+            raise ConfigError(f"setting {FAULT_CHUNKS} (a fault drill) cannot be set where {ENVIRONMENT} is "
+                              f"{self.environment!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +104,7 @@ class Settings:
             chunk_timeout_s=_int(env, CHUNK_TIMEOUT_S, 0, minimum=0) or None,
             default_window_days=_int(env, DEFAULT_WINDOW_DAYS, cls.default_window_days, minimum=1),
             timezone=env.get(TIMEZONE) or cls.timezone,
+            heartbeat_interval_s=_int(env, HEARTBEAT_INTERVAL_S, cls.heartbeat_interval_s, minimum=1, maximum=3600),
             fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
         )
 
@@ -105,6 +116,12 @@ class Settings:
             return self.chunk_timeout_s
         per_attempt = self.worker_timeout_s + self.retry_max_ms // 1000
         return self.max_receive_count * per_attempt + max_concurrency * self.worker_timeout_s + 60
+
+    def chunk_heartbeat_seconds(self) -> int:
+        """How long a Map item waits between two signs of life of its chunk before it counts the worker as dead
+        and sends the chunk again: the longest retry backoff, two heartbeat intervals and a minute of slack (a
+        worker sends a heartbeat every ``ETL_HEARTBEAT_INTERVAL_S`` while it works)."""
+        return min(self.chunk_timeout_seconds(1), self.retry_max_ms // 1000 + 2 * self.heartbeat_interval_s + 60)
 
     def require(self, *fields: str) -> None:
         """Fail with one clear line naming every required setting that is missing."""

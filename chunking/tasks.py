@@ -12,11 +12,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-import psycopg2
-
 from chunking import db, ledger
 from chunking.db import Connection
-from chunking.errors import PermanentError, TransientError, as_pipeline_error
+from chunking.errors import EtlError, InputError, PermanentError, TransientError, as_pipeline_error
 from chunking.planner import (
     MIN_ROWS_MEASURED,
     Chunk,
@@ -36,8 +34,6 @@ from chunking.settings import Settings
 PARTNER_DAYS = 4
 
 COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
-MIN_STATEMENT_MS = 1_000
-MAX_LOCK_WAIT_MS = 60_000
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
 # estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).
@@ -49,6 +45,7 @@ class StageResult:
     staged_rows: int
     owner_rows: int
     rejected_rows: int
+    invalid_rows: int
     rejections_written: int
     rejections_cleared: int
 
@@ -77,9 +74,9 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
 
 
 def rows_by_day(conn: Connection, run_id: int, window_start: date, window_end: date) -> dict[date, int]:
-    rows = db.fetch_all(conn, "tasks/count_staged_rows_by_day",
-                        {"run_id": run_id, "window_start": window_start, "window_end": window_end})
-    conn.rollback()
+    with db.read(conn):
+        rows = db.fetch_all(conn, "tasks/count_staged_rows_by_day",
+                            {"run_id": run_id, "window_start": window_start, "window_end": window_end})
     return {r["visit_date"]: int(r["rows"]) for r in rows}
 
 
@@ -89,9 +86,10 @@ HISTORY_DAYS = 30
 def plan_sizing(conn: Connection, settings: Settings, *, chunk_days: int, fixed_rows: int | None,
                 concurrency: int) -> Sizing:
     """How to size a plan now: fixed rows when asked for, else from the throughput recent runs measured."""
-    history = db.fetch_all(conn, "tasks/chunk_history", {
-        "min_rows": MIN_ROWS_MEASURED, "days": HISTORY_DAYS, "worker_timeout_ms": settings.worker_timeout_s * 1000})
-    conn.rollback()
+    with db.read(conn):
+        history = db.fetch_all(conn, "tasks/chunk_history", {
+            "min_rows": MIN_ROWS_MEASURED, "days": HISTORY_DAYS,
+            "worker_timeout_ms": settings.worker_timeout_s * 1000})
     return adaptive_sizing(measured_throughput(history), chunk_days=chunk_days,
                            target_chunk_seconds=settings.target_chunk_seconds,
                            worker_timeout_s=settings.worker_timeout_s, concurrency=concurrency, fixed_rows=fixed_rows)
@@ -117,22 +115,17 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, s
 
     A chunk whose last attempt ran out of time is not retried at the same size: it is superseded by two
     halves (balanced by rows), so a redrive converges instead of timing out forever."""
-    rows = ledger.unfinished_chunks(conn, run_id)
-    if chunk_ids:
-        known = {r["chunk_id"] for r in rows}
-        missing = sorted(set(chunk_ids) - known)
-        if missing:
-            conn.rollback()
-            raise PermanentError(f"run {run_id} has no unfinished chunk {', '.join(map(str, missing))}")
-        rows = [r for r in rows if r["chunk_id"] in set(chunk_ids)]
+    try:
+        rows = ledger.unfinished_chunks(conn, run_id, chunk_ids)
+    except InputError as exc:
+        raise PermanentError(str(exc)) from None
     if not rows:
-        conn.rollback()
         return []
     loads = rows_by_day(conn, run_id, min(r["chunk_start"] for r in rows), max(r["chunk_end"] for r in rows))
-    next_id = int((db.fetch_one(conn, "ledger/max_chunk_id", {"run_id": run_id}) or {"max_chunk_id": 0})
-                  ["max_chunk_id"]) + 1
     queued: list[Chunk] = []
-    with db.transaction(conn):
+    with db.write(conn):
+        next_id = int((db.fetch_one(conn, "ledger/max_chunk_id", {"run_id": run_id}) or {"max_chunk_id": 0})
+                      ["max_chunk_id"]) + 1
         for r in rows:
             rows_in = sum(n for d, n in loads.items() if r["chunk_start"] <= d <= r["chunk_end"])
             chunk = Chunk(r["chunk_id"], r["chunk_start"], r["chunk_end"], rows_in, sizing.estimate_ms(rows_in))
@@ -151,8 +144,9 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, s
 
 
 def ran_out_of_time(chunk: dict[str, Any]) -> bool:
-    """Did the chunk's last attempt fail because the database cancelled it at its time limit?"""
-    return "statement timeout" in str(chunk.get("last_error") or "")
+    """Did the chunk's last attempt fail because the database cancelled it at its time limit? (Recorded from
+    the SQLSTATE and the limit the attempt set, never from the message text.)"""
+    return bool(chunk.get("timed_out"))
 
 
 # --- Task 02 ---------------------------------------------------------------------------------------------
@@ -179,30 +173,36 @@ class ChunkResult:
         return out
 
 
-def statement_timeout_ms(remaining_ms: int, margin_ms: int) -> int:
-    """The database must give up before Lambda does: remaining time minus a margin."""
-    budget = remaining_ms - margin_ms
-    if budget < MIN_STATEMENT_MS:
-        raise TransientError(f"only {remaining_ms} ms left in this invocation, not enough to run a chunk")
-    return budget
-
-
 def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date,
-                worker: str, remaining_ms: Callable[[], int], margin_ms: int,
-                final_attempt: bool, fault: bool = False) -> ChunkResult:
+                worker: str, remaining_ms: Callable[[], int], margin_ms: int, final_attempt: bool,
+                before_commit: Callable[[ChunkResult], None] | None = None) -> ChunkResult:
     """Task 02 for one chunk, exactly once in effect.
 
-    The attempt is counted in its own short transaction; then one transaction locks the chunk's ledger row
-    (a concurrent duplicate waits, then finds it SUCCEEDED), runs the statement under a timeout derived from
-    the invocation's remaining time, and marks the chunk SUCCEEDED with its counts before committing.
-    A failure rolls everything back and is recorded as RETRYING, or FAILED when ``final_attempt`` or
-    permanent; the error is re-raised as :class:`TransientError` or :class:`PermanentError`."""
+    Every unit of work here runs under the invocation's time budget (statement and lock timeouts from its
+    remaining time). The attempt is counted in its own short transaction; then one transaction locks the
+    chunk's ledger row (a concurrent duplicate waits, then finds it SUCCEEDED), runs the statement, and marks the
+    chunk SUCCEEDED with its counts before committing (``before_commit`` sees the result first; raising there
+    rolls it all back). A failure rolls everything back and is recorded, by SQLSTATE, as RETRYING, or FAILED
+    when ``final_attempt`` or permanent; it is re-raised as :class:`TransientError` or :class:`PermanentError`."""
+    left = remaining_ms()
+    if left - margin_ms < db.MIN_STATEMENT_MS:
+        raise TransientError(f"only {left} ms left in this invocation, not enough to run a chunk")
+    saved_budget = db.set_budget(conn, db.Budget(remaining_ms, margin_ms))
+    try:
+        return _apply_chunk(conn, run_id=run_id, chunk_id=chunk_id, chunk_start=chunk_start, chunk_end=chunk_end,
+                            worker=worker, final_attempt=final_attempt, before_commit=before_commit)
+    finally:
+        db.set_budget(conn, saved_budget)
+
+
+def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date, worker: str,
+                 final_attempt: bool, before_commit: Callable[[ChunkResult], None] | None) -> ChunkResult:
     key = {"run_id": run_id, "chunk_id": chunk_id}
     chunk = _check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end)
     if chunk["status"] == "SUCCEEDED":
         return _duplicate(chunk, attempt=None)
 
-    with db.transaction(conn):
+    with db.write(conn):
         started = db.fetch_one(conn, "ledger/start_chunk_attempt", {**key, "worker": worker})
         db.execute(conn, "ledger/touch_run", {"run_id": run_id})  # the run's heartbeat: a worker is on it
     if started is None:  # another delivery finished it meanwhile
@@ -210,14 +210,21 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
     attempt = int(started["attempt"])
 
     began = time.monotonic()
+    limit_ms: list[int] = []
+
+    def hit_time_limit() -> bool:  # query_canceled after the statement ran for (about) its whole timeout
+        return bool(limit_ms) and (time.monotonic() - began) * 1000 >= limit_ms[0] * 0.9
+
     try:
-        with db.transaction(conn):
-            timeout = statement_timeout_ms(remaining_ms(), margin_ms)
-            limits = {"statement_timeout": str(timeout), "lock_timeout": str(min(timeout, MAX_LOCK_WAIT_MS)),
-                      "application_name": f"conflict-map run {run_id} chunk {chunk_id}"[:63], **STATEMENT_SETTINGS}
+        with db.write(conn), db.classified(timed_out=hit_time_limit):
+            with db.classified(), conn.cursor() as cur:
+                cur.execute("SELECT current_setting('statement_timeout', true)")
+                row = cur.fetchone()
+            limit_ms.append(_milliseconds(row[0] if row else None))
+            settings = {"application_name": f"conflict-map run {run_id} chunk {chunk_id}"[:63], **STATEMENT_SETTINGS}
             if conn.server_version >= 140000:  # the server stops work for a client that has gone away
-                limits["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
-            db.set_local(conn, **limits)
+                settings["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
+            db.set_local(conn, **settings)
             _lock_run(conn, run_id, exclusive=False)
             locked = db.fetch_one(conn, "ledger/lock_chunk", key)
             assert locked is not None  # checked above, and chunk rows are never deleted
@@ -230,13 +237,12 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
                                   {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
             assert counts is not None
             _check_staging(locked, int(counts["visits"]))
-            if fault:
-                raise TransientError(f"fault drill: ETL_FAULT_CHUNKS fails every attempt of the chunk starting "
-                                     f"{chunk_start} (rolled back before commit)")
             duration_ms = int((time.monotonic() - began) * 1000)
             result = ChunkResult(run_id, chunk_id, chunk_start, chunk_end, "SUCCEEDED", attempt,
                                  visits=int(counts["visits"]), duration_ms=duration_ms,
                                  **{f: int(counts[f]) for f in COUNT_FIELDS})
+            if before_commit is not None:
+                before_commit(result)
             db.execute(conn, "ledger/complete_chunk", {**key, "attempt": attempt, "duration_ms": duration_ms,
                                                        "visits": result.visits,
                                                        **{f: getattr(result, f) for f in COUNT_FIELDS}})
@@ -246,6 +252,15 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
         gave_up = final_attempt or isinstance(error, PermanentError)
         _record_failure(conn, run_id, chunk_id, attempt, error, gave_up=gave_up)
         raise error from exc
+
+
+def _milliseconds(setting: str | None) -> int:
+    """A duration setting as PostgreSQL shows it (``"2500ms"``, ``"3s"``, ``"0"``) in milliseconds."""
+    text = (setting or "0").strip()
+    for unit, factor in (("ms", 1), ("s", 1000), ("min", 60_000), ("h", 3_600_000), ("d", 86_400_000)):
+        if text.endswith(unit) and text[: -len(unit)].strip().isdigit():
+            return int(text[: -len(unit)]) * factor
+    return int(text) if text.isdigit() else 0
 
 
 def _check_staging(chunk: dict[str, Any], staged: int) -> None:
@@ -274,13 +289,11 @@ def _lock_run(conn: Connection, run_id: int, *, exclusive: bool) -> dict[str, An
 
 def _check_chunk(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> dict[str, Any]:
     """The chunk's ledger row; the message must name a chunk of a known run, with the ledger's range."""
-    chunk = db.fetch_one(conn, "ledger/get_chunk", {"run_id": run_id, "chunk_id": chunk_id})
-    conn.rollback()
+    with db.read(conn):
+        chunk = db.fetch_one(conn, "ledger/get_chunk", {"run_id": run_id, "chunk_id": chunk_id})
     if chunk is None:
         if ledger.find_run(conn, run_id) is None:
-            conn.rollback()
             raise PermanentError(f"unknown run {run_id}")
-        conn.rollback()
         raise PermanentError(f"run {run_id} has no chunk {chunk_id}")
     if (chunk["chunk_start"], chunk["chunk_end"]) != (chunk_start, chunk_end):
         raise PermanentError(f"chunk {chunk_id} of run {run_id} covers {chunk['chunk_start']}..{chunk['chunk_end']}, "
@@ -296,14 +309,21 @@ def _duplicate(chunk: dict[str, Any], attempt: int | None) -> ChunkResult:
                        **{f: int(chunk[f] or 0) for f in COUNT_FIELDS})
 
 
-def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, error: Exception, *,
+def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, error: EtlError, *,
                     gave_up: bool) -> None:
-    """Best effort: the failure is recorded when the database is reachable; the retry happens anyway."""
-    with contextlib.suppress(psycopg2.Error, TransientError), db.transaction(conn):
-        db.execute(conn, "ledger/fail_chunk_attempt", {
-            "run_id": run_id, "chunk_id": chunk_id, "attempt": attempt,
-            "status": "FAILED" if gave_up else "RETRYING",
-            "error_type": type(error).__name__, "error": str(error)[:2000]})
+    """Best effort: the failure is recorded when the database is reachable (the retry happens anyway, and a run
+    closed later fails the chunks left unfinished)."""
+    code = getattr(error, "code", None)
+    timed_out = bool(getattr(error, "timed_out", False))
+    saved_budget = db.set_budget(conn, None)  # recording a failure must not fail for want of time
+    try:
+        with contextlib.suppress(EtlError), db.write(conn):
+            db.execute(conn, "ledger/fail_chunk_attempt", {
+                "run_id": run_id, "chunk_id": chunk_id, "attempt": attempt,
+                "status": "FAILED" if gave_up else "RETRYING", "error_type": type(error).__name__,
+                "error": str(error)[:2000], "error_code": code, "timed_out": timed_out})
+    finally:
+        db.set_budget(conn, saved_budget)
 
 
 # --- reconciliation --------------------------------------------------------------------------------------
@@ -323,25 +343,26 @@ class RunOutcome:
         return dataclasses.asdict(self)
 
 
-def abort_run(conn: Connection, run_id: int, message: str) -> None:
-    """A step failed for good: mark the RUNNING run FAILED with the message and clear its staging (commits).
-    Its unfinished chunks stay as they are, for a redrive."""
-    with db.transaction(conn):
-        if _lock_run(conn, run_id, exclusive=True)["status"] == "RUNNING":
-            db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": "FAILED", "error": message[:4000]})
-        db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
+def abort_run(conn: Connection, run_id: int, message: str, *, driver: str | None = None) -> None:
+    """A step failed for good: mark the RUNNING run FAILED with the message, fail its unfinished chunks (for a
+    redrive) and clear its staging (commits); only if execution ``driver`` still drives the run."""
+    ledger.close_run(conn, run_id, "FAILED", message, driver=driver)
 
 
-def reconcile_run(conn: Connection, run_id: int) -> RunOutcome:
+def reconcile_run(conn: Connection, run_id: int, *, driver: str | None = None) -> RunOutcome:
     """Check the run against the ledger and the output, mark it SUCCEEDED or FAILED, clear its staging.
 
     Checks: every planned chunk succeeded (the ledger, not the callbacks, is the truth); no ACTIVE conflict
-    in the window lacks a succeeded chunk that owns its date. The run's counts are the sums of its chunks'."""
-    with db.transaction(conn):
+    in the window lacks a succeeded chunk that owns its date. The run's counts are the sums of its chunks'.
+    Only the execution that drives the run (``driver``) may reconcile it (None: whoever asks, for tools and tests)."""
+    with db.write(conn):
         lock = _lock_run(conn, run_id, exclusive=True)
         run = ledger.get_run(conn, run_id)
         if lock["status"] != "RUNNING":
             raise PermanentError(f"run {run_id} is {lock['status']}, not RUNNING: nothing to reconcile")
+        if driver is not None and run.get("driver") != driver:
+            raise PermanentError(f"run {run_id} is driven by execution {run.get('driver')}, not {driver}: "
+                                 "this execution does not reconcile it")
         chunks = [c for c in ledger.list_chunks(conn, run_id) if c["status"] != "SUPERSEDED"]
         failed = [c for c in chunks if c["status"] != "SUCCEEDED"]
         problems = []
@@ -358,7 +379,8 @@ def reconcile_run(conn: Connection, run_id: int) -> RunOutcome:
                 problems.append(f"{unowned['unowned']} ACTIVE conflicts in the window have no succeeded chunk")
         status = "FAILED" if problems else "SUCCEEDED"
         error = "; ".join(problems)[:4000] if problems else None
-        finished = db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": status, "error": error})
+        finished = db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": status, "error": error,
+                                                             "driver": driver})
         assert finished is not None
         db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
     return RunOutcome(

@@ -11,11 +11,12 @@ reason, the ledger marks the chunk FAILED, and the Map item is failed through it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -36,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from chunking import tasks
 from chunking.db import Connection
-from chunking.errors import EtlError, PermanentError, TransientError, as_pipeline_error
+from chunking.errors import EtlError, PermanentError, TransientError, as_pipeline_error, is_unexpected
 from chunking.messages import ChunkMessage, task_token_of
 from chunking.settings import Settings
 
@@ -53,13 +54,14 @@ class ChunkWorker:
     """Processes chunk-queue records. One per Lambda container (one per worker thread locally)."""
 
     def __init__(self, settings: Settings, connection: Callable[[], Connection], *, worker_name: str,
-                 idempotency: bool = True) -> None:
+                 idempotency: bool = True, before_commit: Callable[[tasks.ChunkResult], None] | None = None) -> None:
         settings.require("chunk_queue_url", "chunk_dlq_url")
         if idempotency:
             settings.require("idempotency_table")
         self.settings = settings
         self._connection = connection
         self.worker_name = worker_name
+        self.before_commit = before_commit  # a fault drill (chunking.drills) in a dev stack or locally; else None
         self._sfn: Any = None
         self._sqs: Any = None
         self.idempotency_config = IdempotencyConfig(
@@ -107,15 +109,20 @@ class ChunkWorker:
             return {"status": "DEAD_LETTERED", "error": str(malformed)}
 
         try:
-            output = self._apply_once(chunk=message.key(), correlation_id=message.correlation_id,
-                                      final_attempt=final, remaining_ms=remaining_ms)
+            with self._heartbeats(message):
+                output = self._apply_once(chunk=message.key(), correlation_id=message.correlation_id,
+                                          final_attempt=final, remaining_ms=remaining_ms)
         except Exception as exc:
             error = self._classify(exc)
+            details = {"error": str(error), "error_type": type(error).__name__,
+                       "error_code": getattr(error, "code", None)}
+            if is_unexpected(exc):  # a bug, not a classified failure: keep its traceback
+                logger.exception("chunk attempt raised an unexpected error", extra=details)
             if isinstance(error, TransientError) and not final:
                 delay = self._back_off(record, receive_count)
-                logger.warning("chunk attempt failed, will retry", extra={"error": str(error), "retry_in_s": delay})
+                logger.warning("chunk attempt failed, will retry", extra={**details, "retry_in_s": delay})
                 raise error from exc
-            logger.error("chunk failed for good", extra={"error": str(error), "error_type": type(error).__name__})
+            logger.error("chunk failed for good", extra=details)
             self._give_up(record, message, error, receive_count)
             return {"status": "DEAD_LETTERED", "error": str(error)}
 
@@ -133,7 +140,7 @@ class ChunkWorker:
             self._connection(), run_id=int(chunk["run_id"]), chunk_id=int(chunk["chunk_id"]),
             chunk_start=chunk_start, chunk_end=chunk_end, worker=self.worker_name,
             remaining_ms=remaining_ms, margin_ms=self.settings.timeout_margin_ms, final_attempt=final_attempt,
-            fault=chunk_start in self.settings.fault_chunks)
+            before_commit=self.before_commit)
         return {**result.as_output(), "correlation_id": correlation_id}
 
     @staticmethod
@@ -176,6 +183,35 @@ class ChunkWorker:
             cause = f"{what} failed after {attempts} attempt{'s' if attempts != 1 else ''}: " \
                     f"{type(error).__name__}: {error}"
             self._callback("send_task_failure", taskToken=token, error="ChunkFailed", cause=cause[:32000])
+
+    @contextlib.contextmanager
+    def _heartbeats(self, message: ChunkMessage) -> Iterator[None]:
+        """Tell the waiting Map item, every ``ETL_HEARTBEAT_INTERVAL_S`` while the chunk is worked on, that its
+        worker lives (``SendTaskHeartbeat``): a worker that dies is noticed within the item's HeartbeatSeconds,
+        not after the whole chunk timeout."""
+        if not message.task_token:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:
+                    self.sfn.send_task_heartbeat(taskToken=message.task_token)
+                except ClientError as exc:  # the item gave up or ended: the ledger keeps the outcome
+                    logger.info("heartbeat not taken", extra={"code": exc.response.get("Error", {}).get("Code")})
+                    return
+                except Exception as exc:
+                    logger.warning("heartbeat failed", extra={"error": str(exc)})
+                if stop.wait(self.settings.heartbeat_interval_s):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"{threading.current_thread().name}-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
 
     def _report_success(self, message: ChunkMessage, output: dict[str, Any]) -> None:
         if message.task_token:

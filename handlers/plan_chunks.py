@@ -15,7 +15,7 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
     with observability.step("PlanChunks", event, cfg.environment, logger) as metrics:
-        plan = pipeline.plan(event, runtime.database(cfg), cfg)
+        plan = pipeline.plan(event, runtime.database(cfg, context), cfg)
         metrics.add_metric(name=observability.CHUNKS_PLANNED, unit=MetricUnit.Count, value=plan["count"])
     logger.info("chunks planned", extra={"chunks": plan["count"], "estimated_rows": plan["estimated_rows"],
                                          "sizing": plan["sizing"]})

@@ -16,11 +16,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
     with observability.step("ReconcileRun", event, cfg.environment, logger) as metrics:
         if event.get("failed_step"):
-            aborted = pipeline.abort(event, runtime.database(cfg))
+            aborted = pipeline.abort(event, runtime.database(cfg, context))
             observability.run_ended(metrics, {"status": "FAILED"})
             logger.error("run aborted", extra={"cause": aborted["Cause"]})
             return aborted
-        outcome = pipeline.reconcile(event, runtime.database(cfg))
+        outcome = pipeline.reconcile(event, runtime.database(cfg, context))
         observability.run_ended(metrics, outcome)
     logger.info("run reconciled", extra={k: outcome[k] for k in ("status", "chunks", "counts", "rejected", "error")})
     return outcome

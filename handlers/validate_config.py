@@ -13,7 +13,8 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     cfg = runtime.settings()
-    run = pipeline.validate_config(event, runtime.database(cfg), cfg)
+    run = pipeline.validate_config(event, runtime.database(cfg, context), cfg,
+                                  runtime.execution_status(event.get("state_machine")))
     logger.append_keys(run_id=run["run_id"])
     logger.info("run begun", extra={"mode": run["mode"], "window": f"{run['window_start']}..{run['window_end']}"})
     return run

@@ -7,5 +7,5 @@ WITH chunks AS (
 )
 UPDATE etl.runs
    SET status = 'ABANDONED', error = %(reason)s, finished_at = now()
- WHERE run_id = %(run_id)s AND status IN ('RUNNING', 'FAILED')
+ WHERE run_id = %(run_id)s AND status IN ('RUNNING', 'FAILED', 'STOPPED')
 RETURNING *, (SELECT count(*) FROM chunks) AS chunks_abandoned;

@@ -74,7 +74,7 @@ conflicts AS (
            CASE WHEN m.overlaps THEN 'OVERLAP' ELSE 'TRAVEL' END AS conflict_type,
            CASE WHEN m.overlaps THEN round(m.overlap_min, 2) END AS overlap_minutes,
            CASE WHEN NOT m.overlaps THEN round(m.gap_min, 2) END AS gap_minutes,
-           CASE WHEN NOT m.overlaps THEN round(m.distance::numeric, 2) END AS distance_miles
+           CASE WHEN NOT m.overlaps THEN etl.round2_exact(m.distance) END AS distance_miles
     FROM measured m
     WHERE m.overlaps
        OR (m.distance IS NOT NULL AND m.gap_min <= 120 AND m.gap_min < 2 * m.distance)

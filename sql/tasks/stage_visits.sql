@@ -2,7 +2,8 @@
 -- Staged: every non-cancelled, eligible visit dated from range_start to partner_end (partners of the last
 -- day), plus the visits of ACTIVE conflicts dated in the range (so a chunk can tell a pair that moved
 -- to another date from one that no longer conflicts). Rejected: the ineligible, non-cancelled visits
--- dated in the range, checked in the order the contract gives; stale rejections in the range are removed.
+-- dated in the range, checked in the order the contract gives (a visit lacking a value the rules need first:
+-- INVALID_RECORD); stale rejections in the range are removed. Infinite timestamps follow the same rules.
 WITH wanted AS (
     SELECT v.*
     FROM analytics.visits v
@@ -25,15 +26,18 @@ effective AS (
            (w.clock_in_lat BETWEEN -90 AND 90 AND w.clock_in_lon BETWEEN -180 AND 180) AS located,
            w.clock_in_lat, w.clock_in_lon
     FROM wanted w
-    WHERE w.status <> 'CANCELLED'
+    WHERE w.status IS DISTINCT FROM 'CANCELLED'  -- only CANCELLED visits are ignored; a NULL status is not
 ),
 -- Not materialized: computed again for the rejections (a cheap scan) instead of writing every staged row to a
 -- temporary tuplestore first (6 per cent faster at 650k visits; docs/benchmarks.md).
 classified AS NOT MATERIALIZED (
     SELECT e.*,
            CASE
+               WHEN e.caregiver_id IS NULL OR e.provider_id IS NULL OR e.visit_date IS NULL
+                    OR e.start_ts IS NULL OR e.end_ts IS NULL THEN 'INVALID_RECORD'
                WHEN e.end_ts <= e.start_ts THEN 'NON_POSITIVE_DURATION'
-               WHEN e.end_ts - e.start_ts > interval '24 hours' THEN 'DURATION_OVER_24H'
+               -- not end - start > 24 h: that cannot be evaluated for an infinite end or start
+               WHEN e.end_ts > e.start_ts + interval '24 hours' THEN 'DURATION_OVER_24H'
                WHEN e.start_ts::date NOT BETWEEN e.visit_date - 1 AND e.visit_date + 1
                    THEN 'START_OUTSIDE_VISIT_DATE'
            END AS reason
@@ -71,5 +75,6 @@ cleared AS (
 SELECT (SELECT count(*) FROM staged) AS staged_rows,
        (SELECT count(*) FROM staged WHERE visit_date BETWEEN %(range_start)s AND %(range_end)s) AS owner_rows,
        (SELECT count(*) FROM rejected) AS rejected_rows,
+       (SELECT count(*) FROM rejected WHERE reason = 'INVALID_RECORD') AS invalid_rows,
        (SELECT count(*) FROM recorded) AS rejections_written,
        (SELECT count(*) FROM cleared) AS rejections_cleared;

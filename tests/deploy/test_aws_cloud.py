@@ -16,10 +16,12 @@ from chunking import aws as deployed
 from chunking import ledger, tasks
 from chunking.aws import AwsCloud
 from chunking.cli import main
+from chunking.drills import fault_drill
 from chunking.errors import ConfigError
 from chunking.planner import fixed_sizing
 from chunking.queues import letter_of
 from chunking.runner import execution_error
+from chunking.settings import Settings
 from tests.factories import insert, visit
 
 STACK = "conflict-map-test"
@@ -212,7 +214,8 @@ def _failed_run(conn) -> dict[str, Any]:
     with pytest.raises(Exception, match="fault drill"):
         tasks.apply_chunk(conn, run_id=run["run_id"], chunk_id=chunk.chunk_id, chunk_start=chunk.start,
                           chunk_end=chunk.end, worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000,
-                          final_attempt=True, fault=True)
+                          final_attempt=True,
+                          before_commit=fault_drill(Settings(fault_chunks=frozenset({chunk.start}))))
     assert tasks.reconcile_run(conn, run["run_id"]).status == "FAILED"
     return run
 

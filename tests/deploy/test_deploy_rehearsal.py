@@ -19,7 +19,7 @@ STAR_RESOURCE_ACTIONS = {
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
     # Task tokens: the chunk worker answers the waiting Map item.
-    "states:SendTaskSuccess", "states:SendTaskFailure",
+    "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
 }
 # AWS managed policies SAM attaches (Resource "*" inside): logs for every function, X-Ray for active
 # tracing, and the ENI actions Lambda needs to place a function in the VPC.

@@ -144,8 +144,8 @@ def test_lost_message_times_out_the_map_item_and_redrive_re_enqueues_it(conn, et
     assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
 
 
-def test_killed_run_is_shown_honestly_abandoned_and_a_new_run_completes(conn, etl, population, database_url,
-                                                                       tmp_path):
+def test_killed_run_is_shown_honestly_and_the_same_run_command_closes_it(conn, etl, population, database_url,
+                                                                         tmp_path):
     # given `run --local` in its own process, stuck retrying one chunk
     env = {**os.environ, "ETL_FAULT_CHUNKS": "2026-10-05", "ETL_MAX_RECEIVE_COUNT": "20",
            "ETL_RETRY_BASE_MS": "1000", "ETL_RETRY_MAX_MS": "1000", "ETL_RUNS_DIR": str(tmp_path / "runs")}
@@ -177,16 +177,13 @@ def test_killed_run_is_shown_honestly_abandoned_and_a_new_run_completes(conn, et
     assert f"abandon --run-id {run_id}" in status.out
     shown = json.loads(etl("status", "--run-id", str(run_id), "--json").out)
     assert sorted(c["status"] for c in shown["chunks"]) == ["RETRYING", "SUCCEEDED", "SUCCEEDED"]
-    # a new run refuses to start while the dead one looks active, and says how to clear it
-    refused = etl("run", "--local", "--start", START, "--end", END)
-    assert refused.code == 1 and f"abandon --run-id {run_id}" in refused.err
-    # a live-looking heartbeat is protected; a stale one can be abandoned
-    assert etl("abandon", "--run-id", str(run_id)).code == 2
-    abandoned = etl("abandon", "--run-id", str(run_id), "--stale-after", "0")
-    assert abandoned.code == 0 and "ABANDONED" in abandoned.out
-    # and a new run completes with the table a clean run gives
+    # when the same run command is started again, it finds the dead run's driver gone, closes that run with the
+    # reason (no wait, no abandon), and completes
     fresh = etl("run", "--local", "--start", START, "--end", END, *TWO_DAY_CHUNKS, "--json")
     assert fresh.code == 0 and fresh.json["status"] == "SUCCEEDED"
+    closed = ledger.get_run(conn, run_id)
+    assert closed["status"] == "FAILED" and f"process {process.pid} on this host, is gone" in closed["error"]
+    assert sorted(c["status"] for c in _chunks(conn, run_id).values()) == ["FAILED", "SUCCEEDED", "SUCCEEDED"]
     assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
     # the killed run's committed chunks stand: the new run found their conflicts unchanged
     assert fresh.json["unchanged"] == sum(c["inserted"] for c in shown["chunks"] if c["status"] == "SUCCEEDED") > 0

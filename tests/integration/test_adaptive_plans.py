@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from chunking import db, ledger, pipeline, seed, tasks
-from chunking.errors import as_pipeline_error
+from chunking.errors import classify_db_error
 from chunking.planner import fixed_sizing
 from chunking.settings import Settings
 from tests import oracle
@@ -25,7 +25,7 @@ def _real_statement_timeout_message(database_url):
             cur.execute("SET statement_timeout = 50")
             cur.execute("SELECT pg_sleep(1)")
     except psycopg2.Error as exc:
-        return str(as_pipeline_error(exc))
+        return classify_db_error(exc, timed_out=True)  # what the worker records when its statement hit its limit
     finally:
         conn.close()
     raise AssertionError("the statement was not cancelled")
@@ -44,7 +44,8 @@ def failed_run(conn, database_url):
     with db.transaction(conn):
         attempt = db.fetch_one(conn, "ledger/start_chunk_attempt", {**key, "worker": "w"})["attempt"]
         db.execute(conn, "ledger/fail_chunk_attempt", {**key, "attempt": attempt, "status": "FAILED",
-                                                        "error_type": "TransientError", "error": error})
+                                                        "error_type": "TransientError", "error": str(error),
+                                                        "error_code": error.code, "timed_out": error.timed_out})
         with conn.cursor() as cur:
             cur.execute("UPDATE etl.chunk_attempts SET started_at = finished_at - interval '30 seconds' "
                         "WHERE run_id = %s", (run["run_id"],))
@@ -52,11 +53,17 @@ def failed_run(conn, database_url):
     return run, chunk, error
 
 
-def test_the_statement_timeout_message_is_recognised(failed_run):
-    _, _, error = failed_run
-    assert "statement timeout" in error and error.startswith("QueryCanceled")
-    assert tasks.ran_out_of_time({"last_error": error})
-    assert not tasks.ran_out_of_time({"last_error": "LockNotAvailable: canceling statement due to lock timeout"})
+def test_a_statement_timeout_is_recognised_by_sqlstate_and_its_limit_not_by_message_text(conn, failed_run):
+    run, chunk, error = failed_run
+    assert str(error).startswith("QueryCanceled") and error.code == "57014" and error.timed_out
+    [recorded] = [c for c in ledger.list_chunks(conn, run["run_id"]) if c["chunk_id"] == chunk.chunk_id]
+    assert (recorded["error_code"], recorded["timed_out"]) == ("57014", True)
+    assert tasks.ran_out_of_time(recorded)
+    # the text decides nothing: an English "statement timeout" that was not one, or a timeout in another language
+    assert not tasks.ran_out_of_time({"last_error": "QueryCanceled: canceling statement due to statement timeout",
+                                      "timed_out": False})
+    assert tasks.ran_out_of_time({"last_error": "QueryCanceled: Anweisung wurde wegen Zeitüberschreitung abgebrochen",
+                                  "timed_out": True})
 
 
 def test_chunk_that_ran_out_of_time_is_redriven_in_two_halves(conn, failed_run):
@@ -110,7 +117,8 @@ def test_plan_step_records_its_sizing_on_the_run(conn):
     tasks.stage_visits(conn, run["run_id"], START, END)
     context = {"run_id": run["run_id"], "mode": "run", "window_start": "2026-10-01", "window_end": "2026-10-04",
                "stage_start": "2026-10-01", "stage_end": "2026-10-04", "chunk_days": 31, "max_chunk_rows": None,
-               "max_concurrency": 2, "correlation_id": "sized", "chunk_timeout_seconds": 60}
+               "max_concurrency": 2, "correlation_id": "sized", "chunk_timeout_seconds": 60,
+               "chunk_heartbeat_seconds": 60}
     planned = pipeline.plan({"run": context}, conn, Settings())
     assert planned["count"] == 2 and planned["sizing"]["mode"] == "adaptive"
     stored = ledger.get_run(conn, run["run_id"])["sizing"]

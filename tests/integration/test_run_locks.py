@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from chunking import db, ledger
+from chunking.errors import TransientError
 
 
 @pytest.fixture
@@ -72,8 +73,9 @@ def test_staging_waits_for_a_chunk_in_flight(conn, database_url, run):
     db.fetch_one(chunk, "ledger/lock_run_shared", {"run_id": run["run_id"]})
     staging = _other(database_url, timeout_ms=300)
     try:
-        with pytest.raises(psycopg2.errors.LockNotAvailable):
+        with pytest.raises(TransientError) as waited:
             db.fetch_one(staging, "ledger/lock_run_exclusive", {"run_id": run["run_id"]})
+        assert waited.value.code == "55P03"  # lock_not_available: lock_timeout, classified by SQLSTATE
     finally:
         staging.close()
         chunk.close()

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from chunking import ledger, tasks
+from chunking.drills import fault_drill
 from chunking.errors import TransientError
 from tests import oracle
 from tests.factories import conflicts, insert, update, visit
@@ -244,7 +245,7 @@ def test_sql_error_in_the_statement_is_permanent_and_not_retried(conn, env):
 def test_transient_failure_is_retried_until_the_last_delivery_then_dead_lettered(conn, env):
     worker = env.worker()
     faulty = dataclasses.replace(env.settings, fault_chunks=frozenset({DAY}))
-    worker.settings = faulty
+    worker.settings, worker.before_commit = faulty, fault_drill(faulty)
     for delivery in range(1, faulty.max_receive_count):
         with pytest.raises(TransientError, match="fault drill"):
             worker.process(env.record(env.body(), receive_count=delivery), lambda: 60_000)
