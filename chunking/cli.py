@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.preview import preview
-from chunking.runner import RunReport, execution_name, follow, run_request
+from chunking.runner import RunReport, RunStopped, execution_name, follow, run_request
 from chunking.settings import Settings
 
 PROG = "etl-pipeline"
@@ -182,7 +183,8 @@ def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> i
     with _cloud(args, settings, name) as cloud:
         if not args.json:
             print(f"run {start}..{end} as execution {name}", file=sys.stderr)
-        report = follow(cloud, conn, name=name, payload=payload, run_id=None, progress=Progress())
+        report = follow(cloud, conn, name=name, payload=payload, run_id=None, progress=Progress(),
+                        connect=_connector(args, command="run"))
     return _report(args, report)
 
 
@@ -236,12 +238,12 @@ def cmd_redrive(args: argparse.Namespace, conn: Connection, settings: Settings) 
         if unknown:
             raise InputError(f"run {args.run_id} has no unfinished chunk {', '.join(map(str, unknown))}")
         pending = [c for c in pending if c["chunk_id"] in set(args.chunk_ids)]
-    if run["status"] != "FAILED" and not args.dry_run:
-        raise InputError(f"run {args.run_id} is {run['status']}: only a FAILED run can be redriven")
+    if run["status"] not in ledger.REDRIVABLE and not args.dry_run:
+        raise InputError(f"run {args.run_id} is {run['status']}: only a FAILED or STOPPED run can be redriven")
     if not pending:
         raise InputError(f"run {args.run_id} has no unfinished chunks to redrive")
     name = execution_name("redrive", args.run_id, run["redrives"] + 1)
-    with _cloud(args, settings, name) as cloud:
+    with _cloud(args, settings, name, run) as cloud:
         if args.dry_run:
             letters = _letters_by_chunk(cloud.dead_letters(), args.run_id)
             _print_redrive_plan(args, run, pending, letters)
@@ -257,7 +259,7 @@ def cmd_redrive(args: argparse.Namespace, conn: Connection, settings: Settings) 
         if not args.json:
             print(f"redrive {len(pending)} chunk(s) of run {args.run_id} as execution {name}", file=sys.stderr)
         report = follow(cloud, conn, name=name, payload=payload, run_id=args.run_id, progress=Progress(),
-                        only_chunks={c["chunk_id"] for c in pending})
+                        only_chunks={c["chunk_id"] for c in pending}, connect=_connector(args, command="redrive"))
         done = {c["chunk_id"] for c in report.chunks if c["status"] in ("SUCCEEDED", "SUPERSEDED")}
         removed = cloud.dead_letters(delete=lambda letter: _letter_chunk(letter, args.run_id) in done)
         cleared = sum(1 for letter in removed if _letter_chunk(letter, args.run_id) in done)
@@ -278,14 +280,15 @@ def cmd_abandon(args: argparse.Namespace, conn: Connection, settings: Settings) 
         if alive is None and not args.force:
             raise InputError(f"run {args.run_id} cannot be proven dead: {why}; pass --stack-name, or --force if "
                              "you know its driver is gone")
-        if age < args.stale_after:
+        if alive is None and age < args.stale_after:  # a driver proven gone needs no wait
             raise InputError(f"run {args.run_id} sent a heartbeat {age:.0f}s ago, under --stale-after "
                              f"{args.stale_after}s; wait, or check it is really dead ({why})")
         reason = f"abandoned: {why}, heartbeat {age:.0f}s old"
-    elif run["status"] == "FAILED":
-        reason = "abandoned after failing (not redriven)"
+    elif run["status"] in ledger.REDRIVABLE:
+        reason = f"abandoned after it {'failed' if run['status'] == 'FAILED' else 'was stopped'} (not redriven)"
     else:
-        raise InputError(f"run {args.run_id} is {run['status']}: only a RUNNING or FAILED run can be abandoned")
+        raise InputError(f"run {args.run_id} is {run['status']}: only a RUNNING, FAILED or STOPPED run can be "
+                         "abandoned")
     result = ledger.abandon_run(conn, args.run_id, reason)
     print(f"run {args.run_id} ABANDONED ({reason}); {result['chunks_abandoned']} unfinished chunk(s) marked FAILED")
     return 0
@@ -293,14 +296,19 @@ def cmd_abandon(args: argparse.Namespace, conn: Connection, settings: Settings) 
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
-def _cloud(args: argparse.Namespace, settings: Settings, name: str) -> Any:
+def _connector(args: argparse.Namespace, *, command: str) -> Any:
+    return lambda: db.connect(args.database_url, application_name=f"{PROG} {command}")
+
+
+def _cloud(args: argparse.Namespace, settings: Settings, name: str, run: dict[str, Any] | None = None) -> Any:
     if not getattr(args, "local", False):
         from chunking.aws import AwsCloud
 
         return AwsCloud(getattr(args, "stack_name", None))
     from chunking.emulator import LocalCloud, LocalOptions
 
-    concurrency = getattr(args, "max_concurrency", None) or settings.max_concurrency
+    concurrency = getattr(args, "max_concurrency", None) or (run or {}).get("max_concurrency") or \
+        settings.max_concurrency
     options = LocalOptions(max_concurrency=concurrency, max_receive_count=settings.max_receive_count,
                            worker_timeout_s=settings.worker_timeout_s,
                            retry_base_ms=min(settings.retry_base_ms, 1_000),
@@ -427,6 +435,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EtlError as exc:
         print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
         return 2
+    except RunStopped as stopped:
+        where = f"run {stopped.run_id} STOPPED" if stopped.run_id else "the run did not begin"
+        follow_up = f"; continue it with: {PROG} redrive --run-id {stopped.run_id}" if stopped.run_id else ""
+        print(f"\n{PROG} {command}: {where} ({stopped}){follow_up}", file=sys.stderr)
+        return 128 + int(getattr(signal, stopped.signal_name, signal.SIGINT))
     except KeyboardInterrupt:
         print(f"\n{PROG} {command}: interrupted; `{PROG} status` shows what ran", file=sys.stderr)
         return 130

@@ -282,6 +282,10 @@ class LocalCloud:
             thread.start()
             self._pollers.append(thread)
 
+    def stop_taking_chunks(self) -> None:
+        """The workers finish what they hold and take no new message (a stopping driver)."""
+        self._stop.set()
+
     def stop_workers(self) -> None:
         self._stop.set()
         for thread in self._pollers:

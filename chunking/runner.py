@@ -5,17 +5,20 @@ so ``run``/``redrive`` behave the same locally and in AWS; the ledger is what bo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import secrets
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from chunking import db, ledger
+from chunking import ledger
 from chunking.console import Progress
 from chunking.db import Connection
-from chunking.errors import step_error_message
+from chunking.errors import TransientError, step_error_message
 from chunking.observability import summarise
 
 HEARTBEAT_EVERY_S = 5.0
@@ -69,51 +72,209 @@ def execution_error(described: dict[str, Any]) -> str | None:
     return step_error_message(described.get("error") or described.get("status"), described.get("cause"))
 
 
-def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any], run_id: int | None,
-           progress: Progress | None, only_chunks: set[int] | None = None) -> RunReport:
-    """Start the execution, show chunk progress from the ledger while it runs, and report its outcome."""
-    began = time.monotonic()
-    cloud.start_workers()
-    arn = cloud.start_execution(name, payload)
-    known_run = run_id
-    last_beat = 0.0
+class RunStopped(Exception):
+    """A signal stopped the local driver of a run; the run is marked STOPPED and a redrive continues it."""
 
-    def tick() -> None:
-        nonlocal known_run, last_beat
-        if known_run is None:
-            found = db.fetch_one(conn, "ledger/get_run_by_execution", {"execution_name": name})
-            conn.rollback()
-            known_run = found["run_id"] if found else None
-        if known_run is None:
-            if progress:
-                progress.update(0, 0, 0, 0, phase="starting")
-            return
-        if time.monotonic() - last_beat > HEARTBEAT_EVERY_S:
-            ledger.touch_run(conn, known_run)
-            last_beat = time.monotonic()
-        if progress:
-            chunks = [c for c in ledger.list_chunks(conn, known_run) if c["status"] != "SUPERSEDED"]
-            conn.rollback()
-            if only_chunks is not None:  # a redrive: count only what it re-processes
-                chunks = [c for c in chunks if c["chunk_id"] in only_chunks]
-            states = [c["status"] for c in chunks]
-            progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
-                            states.count("FAILED"), states.count("RETRYING"),
-                            phase="staging and planning" if not states else "")
+    def __init__(self, run_id: int | None, signal_name: str) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.run_id, self.signal_name = run_id, signal_name
 
+
+class _Signalled(BaseException):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # SIGINT already raises KeyboardInterrupt
+RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+FINAL_READ_PATIENCE_S = 60.0  # after the execution ends, how long the driver waits for the database to come back
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """While a run is driven from here, SIGTERM and SIGHUP stop it the way Ctrl-C does (only in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Signalled(signal.Signals(signum).name)
+
+    previous = {name: signal.signal(getattr(signal, name), handler) for name in STOP_SIGNALS
+                if hasattr(signal, name)}
     try:
-        described = cloud.wait(arn, on_tick=tick)
+        yield
     finally:
-        if progress:
-            progress.finish()
-    if known_run is None:
-        found = db.fetch_one(conn, "ledger/get_run_by_execution", {"execution_name": name})
-        known_run = found["run_id"] if found else None
-    run = ledger.find_run(conn, known_run) if known_run else None
-    chunks = ledger.list_chunks(conn, known_run) if known_run else []
-    conn.rollback()
-    return RunReport(name, described["status"], run, chunks, execution_error(described),
-                     time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
+        for name, old in previous.items():
+            signal.signal(getattr(signal, name), old)
+
+
+class _Ledger:
+    """The driver's view of the ledger: one connection, reopened with backoff when the database goes away, so
+    that a restart of the database never stops the driver (only the ledger reads are skipped meanwhile)."""
+
+    def __init__(self, conn: Connection, connect: Callable[[], Connection] | None) -> None:
+        self.conn, self._connect = conn, connect
+        self.down_since: float | None = None
+        self._next_try = 0.0
+        self._tries = 0
+
+    def attempt(self, work: Callable[[Connection], Any]) -> Any:
+        """``work(conn)``, or None when the database cannot be reached now (retried at a later call)."""
+        now = time.monotonic()
+        if self.down_since is not None and now < self._next_try:
+            return None
+        try:
+            if self.down_since is not None and self._connect is not None:
+                with contextlib.suppress(Exception):
+                    self.conn.close()
+                self.conn = self._connect()
+            result = work(self.conn)
+        except TransientError:
+            if self._connect is None:
+                raise
+            self.down_since = self.down_since or now
+            self._next_try = now + RECONNECT_BACKOFF_S[min(self._tries, len(RECONNECT_BACKOFF_S) - 1)]
+            self._tries += 1
+            return None
+        self.down_since, self._tries = None, 0
+        return result
+
+    def patiently(self, work: Callable[[Connection], Any], patience_s: float) -> tuple[bool, Any]:
+        """``work(conn)``, trying again until it succeeds or ``patience_s`` has passed: (succeeded, result)."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            result = self.attempt(work)
+            if self.down_since is None:
+                return True, result
+            if time.monotonic() >= deadline:
+                return False, None
+            time.sleep(0.2)
+
+
+class _Watch:
+    """What the driver shows while an execution runs: the run's chunks from the ledger, and its heartbeat."""
+
+    def __init__(self, view: _Ledger, name: str, run_id: int | None, progress: Progress | None,
+                 only_chunks: set[int] | None) -> None:
+        self.view, self.name, self.run_id, self.progress, self.only_chunks = view, name, run_id, progress, only_chunks
+        self.last_beat = 0.0
+
+    def find_run(self, conn: Connection) -> int | None:
+        found = ledger.find_run_by_execution(conn, self.name)
+        return int(found["run_id"]) if found else None
+
+    def tick(self) -> None:
+        if self.run_id is None:
+            self.run_id = self.view.attempt(self.find_run)
+        run_id = self.run_id
+        if run_id is None:
+            self._show_phase("starting")
+            return
+        if time.monotonic() - self.last_beat > HEARTBEAT_EVERY_S and self.view.attempt(self._beat):
+            self.last_beat = time.monotonic()
+        if not self.progress:
+            return
+        chunks = self.view.attempt(lambda c: ledger.list_chunks(c, run_id))
+        if chunks is None:
+            self._show_phase("starting")
+            return
+        chunks = [c for c in chunks if c["status"] != "SUPERSEDED"]
+        if self.only_chunks is not None:  # a redrive: count only what it re-processes
+            chunks = [c for c in chunks if c["chunk_id"] in self.only_chunks]
+        states = [c["status"] for c in chunks]
+        self.progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
+                             states.count("FAILED"), states.count("RETRYING"),
+                             phase="staging and planning" if not states else "")
+
+    def _beat(self, conn: Connection) -> bool:
+        assert self.run_id is not None
+        ledger.touch_run(conn, self.run_id)
+        return True
+
+    def _show_phase(self, phase: str) -> None:
+        if self.progress:
+            self.progress.update(0, 0, 0, 0, phase=phase if self.view.down_since is None else
+                                 "waiting for the database")
+
+
+def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any], run_id: int | None,
+           progress: Progress | None, only_chunks: set[int] | None = None,
+           connect: Callable[[], Connection] | None = None) -> RunReport:
+    """Start the execution, show chunk progress from the ledger while it runs, and report its outcome.
+
+    With ``connect``, a lost database connection is reopened with backoff and following goes on. A run whose
+    execution ended without the ledger saying so (a step could not write during an outage) is closed FAILED
+    with the execution's error. SIGINT, SIGTERM and SIGHUP stop a local run cleanly (:class:`RunStopped`)."""
+    began = time.monotonic()
+    ledger_view = _Ledger(conn, connect)
+    watch = _Watch(ledger_view, name, run_id, progress, only_chunks)
+
+    with _stop_signals():
+        try:
+            cloud.start_workers()
+            arn = cloud.start_execution(name, payload)
+            described = cloud.wait(arn, on_tick=watch.tick)
+        except (KeyboardInterrupt, _Signalled) as stop:
+            signal_name = stop.name if isinstance(stop, _Signalled) else "SIGINT"
+            if progress:
+                progress.finish()
+            raise _stop(cloud, ledger_view, name, watch.run_id, signal_name) from None
+    if progress:
+        progress.finish()
+
+    ok, found = ledger_view.patiently(lambda c: watch.find_run(c) if watch.run_id is None else watch.run_id,
+                                      FINAL_READ_PATIENCE_S)
+    known_run = found if ok else watch.run_id
+    error = execution_error(described)
+    if not ok:
+        return RunReport(name, described["status"], None, [], _unreachable(error, known_run),
+                         time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
+
+    def outcome(c: Connection) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        if known_run is None:
+            return None, []
+        run = ledger.find_run(c, known_run)
+        if run is not None and run["status"] == "RUNNING" and described["status"] != "RUNNING" \
+                and run.get("driver") == name:
+            # the execution ended but the ledger still says RUNNING: a step could not record the end (an outage
+            # outlasted its retries). The driver repairs it now, so no run is left claiming to be driven.
+            ledger.close_run(c, known_run, "FAILED", f"execution {name} ended {described['status']}: "
+                             f"{error or 'no error given'}", driver=name)
+            run = ledger.find_run(c, known_run)
+        return run, ledger.list_chunks(c, known_run)
+
+    ok, result = ledger_view.patiently(outcome, FINAL_READ_PATIENCE_S)
+    if not ok:
+        return RunReport(name, described["status"], None, [], _unreachable(error, known_run),
+                         time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
+    run, chunks = result
+    return RunReport(name, described["status"], run, chunks, error, time.monotonic() - began,
+                     summarise(getattr(cloud, "metric_records", [])))
+
+
+def _unreachable(error: str | None, run_id: int | None) -> str:
+    what = f"run {run_id}" if run_id else "the run"
+    return (f"the execution ended ({error or 'succeeded'}) but the database is unreachable, so {what}'s state is "
+            f"unknown here; when it is back: etl-pipeline status" + (f" --run-id {run_id}" if run_id else ""))
+
+
+def _stop(cloud: Cloud, view: _Ledger, name: str, run_id: int | None, signal_name: str) -> RunStopped:
+    """Stop a local run on a signal: no new chunk is taken, what chunks run now is cancelled (rolled back), the
+    run is marked STOPPED with the signal as its reason, and the workers are let go."""
+    stop_taking = getattr(cloud, "stop_taking_chunks", None)
+    if stop_taking:
+        stop_taking()
+    if run_id is None:
+        run_id = view.attempt(lambda c: (ledger.find_run_by_execution(c, name) or {}).get("run_id"))
+    if run_id is not None:
+        view.attempt(lambda c: ledger.cancel_chunk_statements(c, run_id))
+        view.patiently(lambda c: ledger.close_run(c, run_id, "STOPPED", f"stopped by {signal_name}"), 10.0)
+    stop_workers = getattr(cloud, "stop_workers", None)
+    if stop_workers:
+        stop_workers()
+    return RunStopped(run_id, signal_name)
 
 
 def run_request(start: date | None, end: date | None, *, chunk_days: int | None, max_chunk_rows: int | None,
