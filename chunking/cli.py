@@ -240,7 +240,7 @@ def cmd_redrive(args: argparse.Namespace, conn: Connection, settings: Settings) 
         pending = [c for c in pending if c["chunk_id"] in set(args.chunk_ids)]
     if run["status"] not in ledger.REDRIVABLE and not args.dry_run:
         raise InputError(f"run {args.run_id} is {run['status']}: only a FAILED or STOPPED run can be redriven")
-    if not pending:
+    if not pending and (args.chunk_ids or ledger.list_chunks(conn, args.run_id)):
         raise InputError(f"run {args.run_id} has no unfinished chunks to redrive")
     name = execution_name("redrive", args.run_id, run["redrives"] + 1)
     with _cloud(args, settings, name, run) as cloud:
@@ -259,7 +259,8 @@ def cmd_redrive(args: argparse.Namespace, conn: Connection, settings: Settings) 
         if not args.json:
             print(f"redrive {len(pending)} chunk(s) of run {args.run_id} as execution {name}", file=sys.stderr)
         report = follow(cloud, conn, name=name, payload=payload, run_id=args.run_id, progress=Progress(),
-                        only_chunks={c["chunk_id"] for c in pending}, connect=_connector(args, command="redrive"))
+                        only_chunks={c["chunk_id"] for c in pending} or None,
+                        connect=_connector(args, command="redrive"))
         done = {c["chunk_id"] for c in report.chunks if c["status"] in ("SUCCEEDED", "SUPERSEDED")}
         removed = cloud.dead_letters(delete=lambda letter: _letter_chunk(letter, args.run_id) in done)
         cleared = sum(1 for letter in removed if _letter_chunk(letter, args.run_id) in done)
@@ -312,7 +313,8 @@ def _cloud(args: argparse.Namespace, settings: Settings, name: str, run: dict[st
     options = LocalOptions(max_concurrency=concurrency, max_receive_count=settings.max_receive_count,
                            worker_timeout_s=settings.worker_timeout_s,
                            retry_base_ms=min(settings.retry_base_ms, 1_000),
-                           retry_max_ms=min(settings.retry_max_ms, 10_000))
+                           retry_max_ms=min(settings.retry_max_ms, 10_000),
+                           retry_time_scale=settings.local_retry_scale)
     log_path = getattr(args, "log_file", None) or runs_dir() / "logs" / f"{name}.jsonl"
     env = {k: v for k, v in os.environ.items() if k.startswith("ETL_")}
     return LocalCloud(args.database_url, options=options, state_dir=runs_dir() / "local", env=env, log_path=log_path)
@@ -342,6 +344,9 @@ def _report(args: argparse.Namespace, report: RunReport, **extra: Any) -> int:
             print(views.metrics_table(report.metrics))
         if not report.succeeded and report.error and report.error not in (report.run.get("error") or ""):
             print(f"\nexecution: {report.error}")
+    if report.run is not None and report.run["status"] in ledger.REDRIVABLE:
+        print(f"{PROG}: run {report.run['run_id']} is {report.run['status']}; continue it with: "
+              f"{PROG} redrive --run-id {report.run['run_id']}", file=sys.stderr)
     return 0 if report.succeeded else 1
 
 

@@ -100,7 +100,8 @@ def connect(dsn: str, application_name: str = "conflict-map") -> Connection:
     except psycopg2.OperationalError as exc:
         raise TransientError(f"cannot connect to the database: {redact(describe_db_error(exc), dsn)}") from exc
     except psycopg2.Error as exc:
-        raise ConfigError(f"invalid database connection string: {redact(describe_db_error(exc), dsn)}") from exc
+        raise ConfigError(f"invalid database connection string: {redact(describe_db_error(exc), dsn, quoted=True)}") \
+            from exc
     return conn
 
 
@@ -108,12 +109,13 @@ _URL_PASSWORD = re.compile(r"^[a-z]+://[^@/?#]*?:([^@]*)@", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
-def redact(text: str, dsn: str) -> str:
-    """``text`` without the connection string's password (nor its quoted fragments, which libpq echoes)."""
+def redact(text: str, dsn: str, *, quoted: bool = False) -> str:
+    """``text`` without the connection string's password; with ``quoted``, without any quoted fragment either
+    (libpq echoes the malformed part of a connection string, which may hold the password, partly encoded)."""
     secrets_found = [m.group(1) for m in (_URL_PASSWORD.search(dsn), _KEYWORD_PASSWORD.search(dsn)) if m]
     for secret in sorted(filter(None, secrets_found), key=len, reverse=True):
         text = text.replace(secret, "***")
-    return re.sub(r'"[^"]*"', '"…"', text) if "://" in dsn or "=" in dsn else text
+    return re.sub(r'"[^"]*"', '"…"', text) if quoted else text
 
 
 def check_dsn(dsn: str) -> None:
@@ -128,7 +130,8 @@ def check_dsn(dsn: str) -> None:
     try:
         psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.Error as exc:
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn)
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn,
+                        quoted=True)
         raise ConfigError(f"invalid database connection string: {reason}") from None
 
 

@@ -98,6 +98,7 @@ class LocalOptions:
     retry_max_ms: int = 5_000
     visibility_timeout_s: int | None = None  # default: worker timeout + 30 s (AWS: at least 6x)
     poll_interval_s: float = 0.05
+    retry_time_scale: float = 1.0  # ETL_LOCAL_RETRY_SCALE: the state machine's Retry waits, scaled (drills)
 
 
 class LogSink:
@@ -220,6 +221,8 @@ class LocalCloud:
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                                    "lambda": {"use_docker": False}}))
         self._stack.enter_context(_quiet_moto())
+        if opts.retry_time_scale != 1.0:
+            self._stack.enter_context(_scaled_retry_waits(opts.retry_time_scale))
 
         sqs: Any = boto3.client("sqs", region_name=REGION)
         self.dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes={
@@ -457,3 +460,25 @@ def _quiet_moto() -> Iterator[None]:
         yield
     finally:
         moto_logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _scaled_retry_waits(scale: float) -> Iterator[None]:
+    """The definition's Retry waits (IntervalSeconds, BackoffRate, MaxDelaySeconds), multiplied by ``scale`` in the
+    emulator only, so a drill of an outage that outlasts a step's retries takes seconds, not minutes."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    class _ScaledTime:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds * scale)
+
+    original = retrier_decl.time
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        retrier_decl.time = original

@@ -106,11 +106,15 @@ def validate_config(event: Any, conn: Connection, settings: Settings,
         max_concurrency = int(run["max_concurrency"])  # the run's own, unless this redrive set another
         chunk_days = request.chunk_days or int(run["chunk_days"])
         pending = ledger.unfinished_chunks(conn, run["run_id"], request.redrive_chunk_ids)
-        if not pending:
-            raise InputError(f"run {run['run_id']} has no unfinished chunks to redrive")
-        stage_start = min(c["chunk_start"] for c in pending)
-        stage_end = max(c["chunk_end"] for c in pending)
         mode: Literal["run", "redrive"] = "redrive"
+        if not pending and not request.redrive_chunk_ids and not ledger.list_chunks(conn, run["run_id"]):
+            # it failed (or stopped) before its chunks were planned: the redrive stages and plans it afresh
+            stage_start, stage_end, mode = run["window_start"], run["window_end"], "run"
+        elif not pending:
+            raise InputError(f"run {run['run_id']} has no unfinished chunks to redrive")
+        else:
+            stage_start = min(c["chunk_start"] for c in pending)
+            stage_end = max(c["chunk_end"] for c in pending)
     else:
         if request.start_date and request.end_date:
             start, end = request.start_date, request.end_date

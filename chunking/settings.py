@@ -36,6 +36,7 @@ CHUNK_TIMEOUT_S = "ETL_CHUNK_TIMEOUT_S"
 TARGET_CHUNK_SECONDS = "ETL_TARGET_CHUNK_SECONDS"
 FAULT_CHUNKS = "ETL_FAULT_CHUNKS"
 HEARTBEAT_INTERVAL_S = "ETL_HEARTBEAT_INTERVAL_S"
+LOCAL_RETRY_SCALE = "ETL_LOCAL_RETRY_SCALE"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
 
@@ -70,6 +71,7 @@ class Settings:
     default_window_days: int = 7
     timezone: str = "UTC"
     heartbeat_interval_s: int = 60
+    local_retry_scale: float = 1.0  # the local emulator only: its state machine's Retry waits are multiplied by it
     fault_chunks: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class Settings:
             default_window_days=_int(env, DEFAULT_WINDOW_DAYS, cls.default_window_days, minimum=1),
             timezone=env.get(TIMEZONE) or cls.timezone,
             heartbeat_interval_s=_int(env, HEARTBEAT_INTERVAL_S, cls.heartbeat_interval_s, minimum=1, maximum=3600),
+            local_retry_scale=_float(env, LOCAL_RETRY_SCALE, cls.local_retry_scale, minimum=0.0, maximum=1.0),
             fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
         )
 
@@ -154,6 +157,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maxim
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(f"setting {name} must be {bound}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"setting {name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"setting {name} must be between {minimum} and {maximum}, got {value}")
     return value
 
 

@@ -89,7 +89,8 @@ def test_redrive_of_a_run_that_did_not_fail_is_refused(conn, etl):
     run = ledger.begin_run(conn, execution_name="x", trigger="t", executor="t", window_start=date(2026, 10, 1),
                            window_end=date(2026, 10, 1), chunk_days=1, max_chunk_rows=1, max_concurrency=1)
     result = etl("redrive", "--run-id", str(run["run_id"]), "--local")
-    assert result.code == 2 and f"run {run['run_id']} is RUNNING: only a FAILED or STOPPED run can be redriven" in result.err
+    assert result.code == 2
+    assert f"run {run['run_id']} is RUNNING: only a FAILED or STOPPED run can be redriven" in result.err
 
 
 def test_uninitialised_database_is_named(server_url, capsys):
