@@ -347,7 +347,7 @@ class LocalCloud:
         """One client per service for this session (botocore clients are thread-safe)."""
         client = self._clients.get(service)
         if client is None:
-            client = self._clients[service] = boto3.client(service, region_name=REGION)
+            client = self._clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
         return client
 
     def start_execution(self, name: str, payload: dict[str, Any]) -> str:

@@ -46,8 +46,8 @@ def test_staging_table_is_unlogged(conn, planned_rerun):
     # the run's staging partition (schema 004) and its indexes
     run, _ = planned_rerun
     with conn.cursor() as cur:
-        cur.execute("SELECT c.relname, c.relpersistence FROM pg_class c "
-                    "WHERE c.oid = %s::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass)",
+        cur.execute("SELECT c.relname, c.relpersistence FROM pg_class c WHERE c.oid = %s::regclass "
+                    "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass)",
                     (f"etl.staged_visits_{run['run_id']}",) * 2)
         persistence = dict(cur.fetchall())
     conn.rollback()
