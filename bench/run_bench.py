@@ -158,7 +158,8 @@ class Bench:
         staged = time.perf_counter()
         statement = (NAIVE_SQL if measurement == NAIVE else PROJECT_SQL).read_text()
         with db.transaction(self.conn), self.conn.cursor() as cur:
-            db.set_local(self.conn, **tasks.STATEMENT_SETTINGS)  # as the worker runs Task 02
+            # (2) as the worker runs Task 02; (1) as the original job ran, with the planner's default choices
+            db.set_local(self.conn, **(tasks.STATEMENT_SETTINGS if measurement == PROJECT else {"jit": "off"}))
             cur.execute(statement, {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end})
             cur.fetchall()
         done = time.perf_counter()
@@ -342,7 +343,7 @@ def staged_access(node: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
     def walk(n: dict[str, Any], parent: dict[str, Any] | None) -> None:
-        if n.get("Relation Name") == "staged_visits":
+        if str(n.get("Relation Name", "")).startswith("staged_visits"):  # the run's partition (schema 004)
             found.append({"scan": n["Node Type"], "index": n.get("Index Name"), "loops": n.get("Actual Loops"),
                           "parent": parent["Node Type"] if parent else None})
         for child in n.get("Plans", []):
@@ -473,6 +474,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             conn.close()
     report["import_s"] = import_times(args.import_repeats)
+    if args.user_scales:  # issue 13: whole processes against the floors (bench/user_view.py)
+        from bench import user_view
+
+        report["user_view"] = user_view.measure(server, args.user_scales, args.user_repeats)
     return report
 
 
@@ -722,6 +727,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="repeats of every measurement; medians shown (1)")
     parser.add_argument("--import-repeats", type=int, default=5, help="fresh interpreters per handler import (5)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--user-scales", type=lambda t: [x for x in t.split(",") if x], default=["reference"],
+                        help="bench/user_view.py scale points, comma-separated: reference (default), large, dense; "
+                             "empty for none")
+    parser.add_argument("--user-repeats", type=int, default=3, help="repeats of the user-view measurements (3)")
     parser.add_argument("--explain", action="store_true", help="also print Task 02's plans at 10k, 100k, 1M visits")
     parser.add_argument("--explain-sizes", type=int_list, default=list(EXPLAIN_SIZES),
                         help="visits per --explain plan (10000,100000,1000000)")
@@ -739,6 +748,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(args)
     report.update(windows=args.windows, repeats=args.repeats)
     text = markdown(report)
+    if report.get("user_view"):
+        from bench import user_view
+
+        text += "\n\n" + "\n".join(user_view.summary(report["user_view"]))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=1, default=str))

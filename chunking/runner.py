@@ -48,15 +48,18 @@ class RunReport:
 
 
 def wait_for(describe: Callable[[str], dict[str, Any]], execution_arn: str,
-             on_tick: Callable[[], None] | None, interval_s: float) -> dict[str, Any]:
-    """Poll an execution until it is no longer RUNNING, calling ``on_tick`` between polls."""
+             on_tick: Callable[[], None] | None, interval_s: float,
+             wake: Callable[[float], object] | None = None) -> dict[str, Any]:
+    """Poll an execution until it is no longer RUNNING, calling ``on_tick`` between polls. Between polls it
+    sleeps ``interval_s``, or, given ``wake``, until ``wake(interval_s)`` returns (the emulator returns at its
+    next event, so a local run is followed without a fixed sleep)."""
     while True:
         described = describe(execution_arn)
         if described["status"] != "RUNNING":
             return described
         if on_tick:
             on_tick()
-        time.sleep(interval_s)
+        (wake or time.sleep)(interval_s)
 
 
 def execution_name(kind: str, *parts: object) -> str:

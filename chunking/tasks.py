@@ -37,7 +37,9 @@ COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
 # estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).
-STATEMENT_SETTINGS = {"jit": "off"}
+# No nested loop but the LATERAL index lookups, no sequential scan: the plan's shape does not depend on the
+# statistics (a conflict map analysed empty made a chunk quadratic; sql/tasks/apply_chunk_conflicts.sql).
+STATEMENT_SETTINGS = {"jit": "off", "enable_nestloop": "off", "enable_seqscan": "off"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +55,25 @@ class StageResult:
 def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date) -> StageResult:
     """Task 01: restage the run's visits for a date range, sync its rejections, then ANALYZE. Commits.
 
-    The run row is locked first, so staging never changes under a chunk in flight."""
-    params = {"run_id": run_id, "range_start": range_start, "range_end": range_end,
+    The run row is locked first, so staging never changes under a chunk in flight. The run's staging is its
+    own partition (schema 004): dropped and created empty, loaded, then indexed and analysed once, all in one
+    transaction, so a chunk sees either none of it or all of it with its indexes and statistics."""
+    key = {"run_id": run_id}
+    params = {**key, "range_start": range_start, "range_end": range_end,
               "partner_end": range_end + timedelta(days=PARTNER_DAYS)}
     with db.transaction(conn):
         _lock_run(conn, run_id, exclusive=True)
-        db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
+        db.execute(conn, "tasks/clear_staged_visits", key)
+        db.execute(conn, "tasks/create_staged_partition", key)
         row = db.fetch_one(conn, "tasks/stage_visits", params)
         assert row is not None
         result = StageResult(**{k: int(v) for k, v in row.items()})
+        db.execute(conn, "tasks/index_staged_visits", key)
+        db.execute(conn, "tasks/analyze_staged_visits", key)
         db.execute(conn, "ledger/mark_run_staged", {"run_id": run_id, "staged_rows": result.staged_rows})
     old_autocommit = conn.autocommit
     conn.autocommit = True
     try:
-        db.execute(conn, "tasks/analyze_staged_visits")
         db.execute(conn, "tasks/analyze_conflict_maps")
     finally:
         conn.autocommit = old_autocommit

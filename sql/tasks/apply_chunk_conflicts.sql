@@ -2,6 +2,13 @@
 -- apply them: insert new pairs, update changed ones, reopen RESOLVED ones, resolve the chunk's ACTIVE
 -- rows whose pair no longer conflicts; rows whose stored values already match are not written.
 -- A pair is owned by the visit with the smaller (visit_date, visit_id): it is found once, by one chunk.
+-- Plan shapes: every chunk must cost in proportion to its own rows, whatever the statistics say and whatever
+-- sibling chunks write meanwhile. A first run plans against a conflict map analysed empty (zero pages): the
+-- planner then rescans the map once per conflict (a sequential scan inside a nested loop), and a sibling
+-- inserting into the map makes every rescan longer, so the chunk grew with the square of its rows
+-- (docs/benchmarks.md). The lookups that must be per-row index probes are LATERAL subqueries with OFFSET 0
+-- (always a nested loop), and Task 02 runs with enable_nestloop and enable_seqscan off
+-- (tasks.STATEMENT_SETTINGS): every other join is hashed or merged, and every table is read by an index.
 WITH owners AS (
     SELECT s.*
     FROM etl.staged_visits s
@@ -33,16 +40,18 @@ band AS (
 moved AS (
     -- ACTIVE rows dated in this chunk whose pair's conflict date is now elsewhere: evaluated, so that a
     -- pair that still conflicts is not resolved here, but never written here (another chunk owns it).
+    -- Each side is a primary-key lookup in the run's staging (LATERAL ... OFFSET 0: see "Plan shapes").
     SELECT x.visit_id, x.caregiver_id, x.visit_date, x.start_ts, x.end_ts, x.lat, x.lon,
            y.visit_id, y.visit_date, y.start_ts, y.end_ts, y.lat, y.lon
     FROM conflict.conflict_visit_maps m
-    JOIN etl.staged_visits x ON x.run_id = %(run_id)s AND x.visit_id = m.visit_id
-    JOIN etl.staged_visits y ON y.run_id = %(run_id)s AND y.visit_id = m.conflict_visit_id
+    CROSS JOIN LATERAL (SELECT s.* FROM etl.staged_visits s
+                        WHERE s.run_id = %(run_id)s AND s.visit_id = m.visit_id OFFSET 0) x
+    CROSS JOIN LATERAL (SELECT s.* FROM etl.staged_visits s
+                        WHERE s.run_id = %(run_id)s AND s.visit_id = m.conflict_visit_id
+                          AND s.caregiver_id = x.caregiver_id AND s.provider_id <> x.provider_id OFFSET 0) y
     WHERE m.status = 'ACTIVE'
       AND m.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
       AND least(x.visit_date, y.visit_date) NOT BETWEEN %(chunk_start)s AND %(chunk_end)s
-      AND y.caregiver_id = x.caregiver_id
-      AND y.provider_id <> x.provider_id
 ),
 candidates AS (
     SELECT * FROM band
@@ -92,8 +101,12 @@ changes AS (
                ELSE 'updated'
            END AS action
     FROM conflicts c
-    LEFT JOIN conflict.conflict_visit_maps e
-           ON e.visit_id = c.visit_id AND e.conflict_visit_id = c.conflict_visit_id
+    -- The stored row, by a primary-key lookup per conflict (LATERAL ... OFFSET 0: see "Plan shapes").
+    LEFT JOIN LATERAL (
+        SELECT e.* FROM conflict.conflict_visit_maps e
+        WHERE e.visit_id = c.visit_id AND e.conflict_visit_id = c.conflict_visit_id
+        OFFSET 0
+    ) e ON true
     WHERE c.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
 ),
 written AS (

@@ -1,2 +1,2 @@
--- Remove the staged visits of one run (before restaging it, and once the run has ended).
-DELETE FROM etl.staged_visits WHERE run_id = %(run_id)s;
+-- Remove the staged visits of one run (before restaging it, and once the run has ended): drop its partition.
+SELECT etl.drop_staged_partition(%(run_id)s);

@@ -42,11 +42,17 @@ def planned_rerun(conn):
     return run, chunks
 
 
-def test_staging_table_is_unlogged(conn):
+def test_staging_table_is_unlogged(conn, planned_rerun):
+    # the run's staging partition (schema 004) and its indexes
+    run, _ = planned_rerun
     with conn.cursor() as cur:
-        cur.execute("SELECT relpersistence FROM pg_class WHERE oid = 'etl.staged_visits'::regclass")
-        assert cur.fetchone()[0] == "u"
+        cur.execute("SELECT c.relname, c.relpersistence FROM pg_class c WHERE c.oid = %s::regclass "
+                    "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass)",
+                    (f"etl.staged_visits_{run['run_id']}",) * 2)
+        persistence = dict(cur.fetchall())
     conn.rollback()
+    assert persistence == {f"staged_visits_{run['run_id']}{suffix}": "u"
+                           for suffix in ("", "_pkey", "_band_idx", "_date_idx")}
 
 
 def test_chunk_whose_staging_was_lost_fails_for_good_and_writes_nothing(conn, planned_rerun):

@@ -1,0 +1,237 @@
+"""Performance as a user meets it (issue 13): whole processes, against the bare floors.
+
+    .venv/bin/python -m bench.user_view [--scale reference,large,dense] [--repeats 3] [--database-url URL]
+
+For every scale point, on its own database (created on the server $DATABASE_URL names, dropped at the end):
+
+- import floor: a fresh interpreter importing what a local run cannot do without (boto3, psycopg2, pydantic,
+  Powertools' Logger/Metrics/Tracer/idempotency/batch, moto's Step Functions interpreter, SQS, DynamoDB, Lambda);
+- empty window: ``etl-pipeline run --local`` as a subprocess over a window with no visits;
+- CLI run: ``etl-pipeline run --local`` as a subprocess over the window, default (adaptive) chunks, concurrency 2;
+- minimal statement: stage the eligible visits into a temporary table, index it, band-join it into a temporary
+  result table (bench/sql/minimal_*.sql), on the same database in the same run;
+- naive (reference scale only): Task 01 + the original job's one statement (bench/sql/apply_chunk_conflicts_naive.sql);
+- every chunk's statement time per visit, against the median chunk's.
+
+Scales: reference = 60 days at 10,800 visits a day, 5,000 caregivers (648k visits); large = 240 days at the same
+density (2.6M); dense = 1,000 caregivers with five independent schedules each, 240 days (2.6M visits). Only
+``reference`` runs by default (it is part of ``make bench``); the others take minutes each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from chunking import db, ledger, seed, tasks
+from chunking.db import PROJECT_ROOT
+
+BENCH_SQL = Path(__file__).resolve().parent / "sql"
+START = date(2026, 1, 5)
+EMPTY_DAY = date(2035, 1, 1)
+FLOOR = ("import boto3, psycopg2, pydantic\n"
+         "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
+         "from aws_lambda_powertools.utilities import idempotency, batch\n"
+         "from moto import mock_aws\n"
+         "import moto.stepfunctions.parser.models, moto.sqs.models, moto.dynamodb.models\n"
+         "import moto.awslambda_simple.models\n")
+SCALES = {  # name: (days, visits a day, caregivers, independent schedules per caregiver)
+    "reference": (60, 10_800, 5_000, 1),
+    "large": (240, 10_800, 5_000, 1),
+    "dense": (240, 10_800, 1_000, 5),
+}
+CLI = [str(Path(sys.executable).parent / "etl-pipeline")]  # the installed command, as a user runs it
+
+
+def note(text: str) -> None:
+    print(f"user_view: {text}", file=sys.stderr, flush=True)
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall seconds and stdout of a process (the middle value is reserved for its peak RSS; not measured)."""
+    began = time.perf_counter()
+    proc = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return seconds, 0, proc.stdout
+
+
+def import_floor(repeats: int) -> list[float]:
+    return [timed([sys.executable, "-c", FLOOR])[0] for _ in range(repeats)]
+
+
+def reset(conn: Any) -> None:
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE etl.chunk_attempts, etl.chunks, etl.staged_visits, etl.runs, "
+                    "conflict.conflict_visit_maps, conflict.rejected_visits")
+        cur.execute("ANALYZE conflict.conflict_visit_maps, conflict.rejected_visits, etl.runs, etl.chunks")
+        cur.execute("CHECKPOINT")
+    conn.autocommit = False
+
+
+def cli_run(url: str, start: date, end: date, concurrency: int = 2) -> tuple[float, dict[str, Any]]:
+    seconds, _, out = timed([*CLI, "run", "--local", "--start", start.isoformat(), "--end", end.isoformat(),
+                             "--max-concurrency", str(concurrency), "--json", "--database-url", url])
+    return seconds, json.loads(out.strip().splitlines()[-1])
+
+
+def minimal_statement(conn: Any, start: date, end: date) -> dict[str, float]:
+    params = {"start": start, "end": end, "partner_end": end + timedelta(days=tasks.PARTNER_DAYS)}
+    times = {}
+    began = time.perf_counter()
+    with db.transaction(conn), conn.cursor() as cur:
+        db.set_local(conn, jit="off")
+        for step in ("minimal_stage", "minimal_index", "minimal_conflicts"):
+            t = time.perf_counter()
+            cur.execute((BENCH_SQL / f"{step}.sql").read_text(), params)
+            if step == "minimal_index":
+                cur.execute("ANALYZE minimal_visits")
+            times[step] = time.perf_counter() - t
+        cur.execute("SELECT count(*) FROM minimal_conflicts")
+        times["conflicts"] = cur.fetchone()[0]
+    times["seconds"] = time.perf_counter() - began
+    return times
+
+
+def naive_job(conn: Any, start: date, end: date) -> float:
+    run = ledger.begin_run(conn, execution_name=f"naive-{uuid.uuid4().hex[:8]}", trigger="bench", executor="bench",
+                           window_start=start, window_end=end, chunk_days=(end - start).days + 1,
+                           max_chunk_rows=None, max_concurrency=1)
+    began = time.perf_counter()
+    tasks.stage_visits(conn, run["run_id"], start, end)
+    with db.transaction(conn), conn.cursor() as cur:
+        db.set_local(conn, jit="off")
+        cur.execute((BENCH_SQL / "apply_chunk_conflicts_naive.sql").read_text(),
+                    {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end})
+        cur.fetchall()
+    return time.perf_counter() - began
+
+
+def chunk_rates(conn: Any, run_id: int) -> list[dict[str, Any]]:
+    chunks = ledger.list_chunks(conn, run_id)
+    conn.rollback()
+    return [{"chunk_id": c["chunk_id"], "start": c["chunk_start"].isoformat(), "end": c["chunk_end"].isoformat(),
+             "visits": c["visits"], "statement_s": (c["duration_ms"] or 0) / 1000,
+             "us_per_visit": round((c["duration_ms"] or 0) * 1000 / max(1, c["visits"] or 0), 2)}
+            for c in chunks if c["status"] == "SUCCEEDED"]
+
+
+def seed_scale(conn: Any, days: int, per_day: int, caregivers: int, schedules: int) -> int:
+    total = per_day * (days + tasks.PARTNER_DAYS)
+    for index in range(schedules):
+        seed.seed_visits(conn, visits=total // schedules, start=START, days=days + tasks.PARTNER_DAYS,
+                         seed=7 + index, mode="append", caregiver_count=caregivers)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE) analytics.visits")
+    conn.autocommit = False
+    return total
+
+
+def measure_scale(server_url: str, name: str, repeats: int) -> dict[str, Any]:
+    from bench.run_bench import own_database
+
+    days, per_day, caregivers, schedules = SCALES[name]
+    start, end = START, START + timedelta(days=days - 1)
+    out: dict[str, Any] = {"scale": name, "days": days, "caregivers": caregivers, "schedules": schedules}
+    with own_database(server_url) as url:
+        conn = psycopg2.connect(url)
+        note(f"{name}: seeding {per_day * (days + tasks.PARTNER_DAYS):,} visits")
+        out["seeded"] = seed_scale(conn, days, per_day, caregivers, schedules)
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM analytics.visits WHERE visit_date BETWEEN %s AND %s", (start, end))
+            out["visits"] = (cur.fetchone() or (0,))[0]
+        conn.rollback()
+        reset(conn)
+        out["empty_window_s"] = [cli_run(url, EMPTY_DAY, EMPTY_DAY)[0] for _ in range(repeats)]
+        runs, minimal, naive = [], [], []
+        for repeat in range(repeats):
+            note(f"{name}: repeat {repeat + 1}: CLI run")
+            reset(conn)
+            seconds, summary = cli_run(url, start, end)
+            runs.append({"seconds": seconds, "run_id": summary.get("run_id"),
+                         "chunks": chunk_rates(conn, int(summary["run_id"]))})
+            note(f"{name}: repeat {repeat + 1}: minimal statement")
+            reset(conn)
+            minimal.append(minimal_statement(conn, start, end))
+            if name == "reference":
+                note(f"{name}: repeat {repeat + 1}: naive job")
+                reset(conn)
+                naive.append(naive_job(conn, start, end))
+        conn.close()
+    out.update(cli_runs=runs, minimal=minimal, naive_s=naive)
+    return out
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    floor = statistics.median(results["import_floor_s"])
+    lines = ["### As a user meets it (bench/user_view.py)", "",
+             f"Import floor (fresh interpreter, median of {len(results['import_floor_s'])}): {floor:.2f} s", "",
+             "| scale | visits | empty window | / floor | CLI run c2 | minimal statement | CLI / minimal | naive | "
+             "CLI / naive | chunks | slowest chunk per visit / median |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for point in results["scales"]:
+        empty = statistics.median(point["empty_window_s"])
+        cli = statistics.median(r["seconds"] for r in point["cli_runs"])
+        minimal = statistics.median(m["seconds"] for m in point["minimal"])
+        naive = statistics.median(point["naive_s"]) if point["naive_s"] else None
+        rates = [c["us_per_visit"] for r in point["cli_runs"] for c in r["chunks"] if (c["visits"] or 0) > 1000]
+        worst = max(rates) / statistics.median(rates) if rates else 0.0
+        lines.append(
+            f"| {point['scale']} ({point['days']} d, {point['caregivers']:,} caregivers x {point['schedules']}) | "
+            f"{point['visits']:,} | {empty:.2f} s | {empty / floor:.2f}x | {cli:.2f} s | {minimal:.2f} s | "
+            f"{cli / minimal:.2f}x | {'' if naive is None else f'{naive:.2f} s'} | "
+            f"{'' if naive is None else f'{cli / naive:.2f}x'} | {len(point['cli_runs'][0]['chunks'])} | "
+            f"{worst:.2f}x |")
+    lines.append("")
+    for point in results["scales"]:
+        lines += [f"Chunks of {point['scale']} (every repeat): statement s, µs per visit", ""]
+        for r in point["cli_runs"]:
+            lines.append("- " + ", ".join(f"{c['chunk_id']}: {c['visits']:,} visits {c['statement_s']:.2f} s "
+                                          f"({c['us_per_visit']:.1f} µs)" for c in r["chunks"]))
+        lines.append("")
+    return lines
+
+
+def measure(server_url: str, scales: Sequence[str], repeats: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"import_floor_s": import_floor(max(3, repeats)), "scales": []}
+    for name in scales:
+        results["scales"].append(measure_scale(server_url, name, repeats))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="reference", help="comma-separated: reference, large, dense")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or db.embedded_database_url())
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    scales = [s for s in args.scale.split(",") if s]
+    unknown = set(scales) - set(SCALES)
+    if unknown:
+        parser.error(f"unknown scale {', '.join(sorted(unknown))}")
+    results = measure(args.database_url, scales, args.repeats)
+    text = "\n".join(summary(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (args.out / f"user-view-{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
