@@ -1,4 +1,6 @@
-"""The run report's pure rendering: escaping, the time axis, attempt states, chunks without attempts."""
+"""The run report's pure rendering: escaping, the time axis, attempt states, chunks without attempts, the run's
+own steps and redrives on the timeline, partial totals and the next command of a stopped run, labels that do
+not collide, and the freshness calendar."""
 
 from __future__ import annotations
 
@@ -35,12 +37,23 @@ def _attempt(chunk_id: int, attempt: int, start_s: float, end_s: float | None, *
     return {**row, **overrides}
 
 
-def _data(run: dict[str, Any], chunks: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> report.ReportData:
-    return report.ReportData(run=run, chunks=chunks, attempts=attempts,
-                             rejections=[{"reason": "DURATION_OVER_24H", "visits": 1}],
-                             conflicts_by_day=[{"conflict_date": date(2026, 10, 1), "overlap": 2, "travel": 1},
-                                               {"conflict_date": date(2026, 10, 2), "overlap": 0, "travel": 0}],
+def _data(run: dict[str, Any], chunks: list[dict[str, Any]], attempts: list[dict[str, Any]],
+          executions: list[report.Execution] = (), days: list[report.ConflictDay] | None = None  # type: ignore[assignment]
+          ) -> report.ReportData:
+    if days is None:
+        days = [report.ConflictDay(date(2026, 10, 1), overlap=2, travel=1),
+                report.ConflictDay(date(2026, 10, 2), overlap=0, travel=0)]
+    return report.ReportData(run=report.Run.from_row(run), chunks=[report.Chunk.from_row(c) for c in chunks],
+                             attempts=[report.Attempt.from_row(a) for a in attempts],
+                             rejections=[report.Rejection("DURATION_OVER_24H", 1)],
+                             conflicts_by_day=days, executions=list(executions),
                              generated_at=T0 + timedelta(hours=8))
+
+
+def _svg(page: str, chart: str, variant: str = "v1") -> str:
+    """One drawing of a chart (each chart is drawn once per layout width; the page shows one)."""
+    (found,) = re.findall(rf'<svg class="{chart} v {variant}".*?</svg>', page, re.S)
+    return found
 
 
 def test_text_from_the_database_is_escaped_everywhere():
@@ -50,7 +63,7 @@ def test_text_from_the_database_is_escaped_everywhere():
         [_chunk(1, 1, status="FAILED", last_error=hostile)],
         [_attempt(1, 1, 30, 31, outcome="FAILED", worker=hostile, error_type="TransientError", error=hostile)]))
     assert "<script" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page  # markupsafe writes " as &#34;
     assert not re.search(r'data-worker="[^"]*<', page)
 
 
@@ -59,7 +72,7 @@ def test_a_redrive_hours_later_cuts_the_idle_gap_out_of_the_axis():
     attempts = [_attempt(1, 1, 30, 90, outcome="FAILED", error="boom"), _attempt(2, 1, 35, 80),
                 _attempt(1, 2, 7 * 3600, 7 * 3600 + 60, worker="chunk-worker-2")]
     run = _run(redrives=1, finished_at=T0 + timedelta(hours=7, seconds=70))
-    page = report.render(_data(run, [_chunk(1, 1, attempts=2), _chunk(2, 2)], attempts))
+    page = _svg(report.render(_data(run, [_chunk(1, 1, attempts=2), _chunk(2, 2)], attempts)), "timeline")
     # then the axis has one break that names the idle time, and the night's bars are not squashed to slivers
     (gap,) = re.findall(r'data-gap-seconds="(\d+)"', page)
     assert 6.9 * 3600 < int(gap) < 7 * 3600
@@ -88,7 +101,7 @@ def test_attempt_without_outcome_is_running_in_a_live_run_and_interrupted_in_an_
 def test_overlapping_attempts_of_one_lane_get_their_own_rows():
     # given two attempts with no worker recorded, at the same time
     attempts = [_attempt(1, 1, 30, 200, worker=None), _attempt(2, 1, 40, 210, worker=None)]
-    page = report.render(_data(_run(), [_chunk(1, 1), _chunk(2, 2)], attempts))
+    page = _svg(report.render(_data(_run(), [_chunk(1, 1), _chunk(2, 2)], attempts)), "timeline")
     ys = re.findall(r'<g class="attempt"[^>]*>.*?<rect x="[\d.]+" y="([\d.]+)"', page, re.S)
     assert 'data-worker="unknown worker" data-attempts="2"' in page
     assert len(set(ys)) == 2
