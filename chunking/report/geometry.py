@@ -236,21 +236,29 @@ def _label(span: _Span, width: float) -> tuple[str, bool]:
     return (inside, True) if inside else (span.labels[-1], False)
 
 
-def _footprint(span: _Span, x0: float, x1: float) -> tuple[float, float]:
+def _label_x(center: float, text_w: float, limit: float) -> float:
+    """A centred label's x, moved inward so that it stays inside [0, limit]."""
+    return min(max(center, text_w / 2 + 2), limit - text_w / 2 - 2)
+
+
+def _footprint(span: _Span, x0: float, x1: float, limit: float) -> tuple[float, float]:
     """The horizontal extent of a bar and its label."""
     width = max(x1 - x0, MIN_BAR_PX)
     text, inside = _label(span, width)
-    half = max(width, 0 if inside else fmt.text_px(text, OUT_FONT)) / 2
-    return x0 + width / 2 - half, x0 + width / 2 + half
+    if inside:
+        return x0, x0 + width
+    text_w = fmt.text_px(text, OUT_FONT)
+    center = _label_x(x0 + width / 2, text_w, limit)
+    return min(x0, center - text_w / 2), max(x0 + width, center + text_w / 2)
 
 
-def _pack(spans: list[_Span], axis: TimeAxis, max_rows: int = 8) -> list[list[_Span]]:
+def _pack(spans: list[_Span], axis: TimeAxis, limit: float, max_rows: int = 8) -> list[list[_Span]]:
     """Rows of a lane: each bar, with its label, goes in the first row where it overlaps nothing on screen, so
     every attempt is visible and readable (past ``max_rows``, in the row that frees up first)."""
     rows: list[list[_Span]] = []
     ends: list[float] = []
     for span in spans:
-        left, right = _footprint(span, axis.x(span.start), axis.x(span.end))
+        left, right = _footprint(span, axis.x(span.start), axis.x(span.end), limit)
         free = next((i for i, end in enumerate(ends) if end + 4 <= left), None)
         if free is None and len(rows) >= max_rows:
             free = min(range(len(ends)), key=ends.__getitem__)
@@ -302,21 +310,22 @@ def _step_spans(data: ReportData, end: datetime) -> list[_Span]:
                                  f"attempt: {fmt.clock(run.staged_at)} .. {fmt.clock(first)} UTC "
                                  f"({fmt.between(run.staged_at, first)})"))
         elif first:
-            out.append(_Span(start.timestamp(), first.timestamp(), ("validate · stage · plan", "stage · plan", "prep"),
+            out.append(_Span(start.timestamp(), first.timestamp(), ("validate · stage · plan", "stage · plan", "setup"),
                              "prelude", step="prelude",
                              title=f"ValidateConfig, StageVisits and PlanChunks of {who} until its first chunk "
                              f"attempt: {fmt.clock(start)} .. {fmt.clock(first)} UTC ({fmt.between(start, first)})"))
     return out
 
 
-def _bar(span: _Span, axis: TimeAxis, y: float) -> Bar:
+def _bar(span: _Span, axis: TimeAxis, y: float, limit: float) -> Bar:
     x0, x1 = axis.x(span.start), axis.x(span.end)
     w = max(x1 - x0, MIN_BAR_PX)
     color = STEP_COLORS[span.state] if span.step else STATES[span.state][0]
     fill = {"FAILED": "url(#hatch)", "RUNNING": "url(#stripes)"}.get(span.state, color)
     text, inside = _label(span, w)
     label = (Text(x0 + w / 2, y + BAR_H / 2 + 4, text, BAR_FONT, cls="bar-label") if inside else
-             Text(x0 + w / 2, y - 4, text, OUT_FONT, cls="bar-label-out"))
+             Text(_label_x(x0 + w / 2, fmt.text_px(text, OUT_FONT), limit), y - 4, text, OUT_FONT,
+                  cls="bar-label-out"))
     return Bar("step" if span.step else "attempt", x0, y, w, fill, fmt.darker(color), label, span.title,
                state=span.state, attempt=span.attempt, step=span.step)
 
@@ -401,13 +410,14 @@ def layout_timeline(data: ReportData, variant: Variant) -> Timeline:
     lanes: list[Lane] = []
     y = plot_top
     for name in names:
-        packed = _pack(steps if name == "run steps" else by_worker[name], axis)
+        packed = _pack(steps if name == "run steps" else by_worker[name], axis, width)
         head = 0 if side else LANE_HEAD
         height = head + len(packed) * ROW_H + 4
         kind_ = "steps" if name == "run steps" else "worker"
         label = (Text(10, y + height / 2 + 4, fmt.shorten(name, 20), LANE_FONT, anchor="start", cls="lane-label")
                  if side else Text(left, y + 15, name, LANE_FONT, anchor="start", cls="lane-label"))
-        bars = [_bar(span, axis, y + head + i * ROW_H + LABEL_ZONE) for i, row in enumerate(packed) for span in row]
+        bars = [_bar(span, axis, y + head + i * ROW_H + LABEL_ZONE, width) for i, row in enumerate(packed)
+                for span in row]
         n = sum(b.attempt is not None for b in bars)
         title = (f"{name}: {n} attempt{'s' if n != 1 else ''}" if kind_ == "worker" else
                  "the run's own steps before its chunks: ValidateConfig, StageVisits, PlanChunks and the fan-out")
@@ -469,7 +479,7 @@ def stale_days(chunks: Sequence[Chunk]) -> set[date]:
 def layout_conflicts(days: Sequence[ConflictDay], stale: set[date], variant: Variant) -> ConflictChart:
     width = variant.width
     height = 300.0 if width >= 600 else 260.0
-    top, bottom = 26.0, 44.0
+    top, bottom = 26.0, 50.0
     peak = max((d.total for d in days), default=0)
     step = fmt.nice_step(peak / 4) if peak else 1
     y_max = max(step * math.ceil(peak / step), step)
@@ -520,11 +530,12 @@ def layout_conflicts(days: Sequence[ConflictDay], stale: set[date], variant: Var
         day = fmt.day(d.conflict_date)
         is_stale = d.conflict_date in stale
         note = "; not recomputed by this run: its chunk did not succeed" if is_stale else ""
-        tick = (Text(x + bar_w / 2, top + plot_h + 21, day[5:], TICK_FONT, cls="tick stale-day" if is_stale else "tick")
+        tick_x = _label_x(x + bar_w / 2, fmt.text_px(day[5:], TICK_FONT), width)
+        tick = (Text(tick_x, top + plot_h + 21, day[5:], TICK_FONT, cls="tick stale-day" if is_stale else "tick")
                 if i % label_every == 0 else None)
         out.append(DayColumn(d, is_stale, (left + i * slot, top, slot, plot_h) if is_stale else None, rects,
                              values.get(i), tick, f"{day}: {d.overlap} OVERLAP, {d.travel} TRAVEL{note}"))
     year = fmt.day(days[0].conflict_date)[:4] if days else ""
     return ConflictChart(variant, height, grid, left, right, out,
-                         Text(left + plot_w / 2, height - 8, f"conflict date ({year})", TITLE_FONT, cls="axis-title"))
+                         Text(left + plot_w / 2, height - 6, f"conflict date ({year})", TITLE_FONT, cls="axis-title"))
 

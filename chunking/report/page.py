@@ -180,7 +180,7 @@ class CalendarCell:
 @dataclasses.dataclass(frozen=True)
 class Week:
     start: date
-    month: str  # the month's name on the first week it appears in, else ""
+    month: str  # the names of the months that begin in this week ("Sep/Oct 2026"), else ""
     cells: list[CalendarCell]
 
 
@@ -207,11 +207,12 @@ def calendar(days: Sequence[FreshnessDay]) -> Calendar:
     while monday <= last:
         cells = [CalendarCell(monday + timedelta(days=i), by_date.get(monday + timedelta(days=i))) for i in range(7)]
         inside = [c.date for c in cells if c.day is not None]
-        month = ""
+        new = []
         for d in inside:
             if (d.year, d.month) not in seen:
                 seen.add((d.year, d.month))
-                month = month or d.strftime("%b %Y")
+                new.append(d)
+        month = "/".join(d.strftime("%b") for d in new) + (f" {new[-1].year}" if new else "")
         weeks.append(Week(monday, month, cells))
         monday += timedelta(days=7)
     return Calendar(weeks, len(by_date), counts, first, last)

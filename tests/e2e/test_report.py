@@ -14,14 +14,14 @@ import re
 import shutil
 import subprocess
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from chunking import ledger, seed
+from chunking import ledger, report, seed
 
 pytestmark = pytest.mark.e2e
 
@@ -183,8 +183,19 @@ function probe(win, doc) {
       }
     }
   }
+  const clipped = [];  // SVG text that runs past its drawing's edge (the SVG would cut it off)
+  for (const svg of doc.querySelectorAll("svg")) {
+    if (!visible(svg)) continue;
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll("text")) {
+      const r = t.getBoundingClientRect();
+      if (visible(t) && (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 ||
+                         r.bottom > box.bottom + 0.5)) clipped.push(t.textContent);
+    }
+  }
   const shown = (sel) => [...doc.querySelectorAll(sel)].filter(visible);
   return {width: W, scrollWidth: doc.documentElement.scrollWidth, wide: wide, minFont: minFont, minFontAt: minAt,
+          clipped: clipped,
           overlaps: overlaps, timelines: shown("svg.timeline").map((s) => s.dataset.variant),
           conflicts: shown("svg.conflicts").map((s) => s.dataset.variant),
           conflictValues: shown("svg.conflicts text.value").length,
@@ -214,7 +225,8 @@ def _layout(chromium: str, tmp_path: Path, page: Path, width: int) -> dict:
     return json.loads(text)
 
 
-def _assert_reads_at_every_width(chromium: str, tmp_path: Path, page: Path, name: str) -> dict[int, dict]:
+def _assert_reads_at_every_width(chromium: str, tmp_path: Path, page: Path, name: str,
+                                 charts: bool = True) -> dict[int, dict]:
     """Screenshots at 1400, 900 and 400 px kept as artifacts, and the layout checked at each width."""
     found = {}
     for width in WIDTHS:
@@ -226,10 +238,12 @@ def _assert_reads_at_every_width(chromium: str, tmp_path: Path, page: Path, name
         assert layout["wide"] == [], f"wider than the window at {width} px: {layout['wide'][:5]}"
         assert layout["minFont"] >= 10, f"text of {layout['minFont']:.1f} px at {width} px: {layout['minFontAt']}"
         assert layout["overlaps"] == {"conflicts": [], "timeline": []}, f"labels collide at {width} px"
-        assert len(layout["timelines"]) == 1 and len(layout["conflicts"]) == 1, layout  # one drawing of each
+        assert layout["clipped"] == [], f"chart text cut off at {width} px"
+        if charts:  # one drawing of each chart
+            assert len(layout["timelines"]) == 1 and len(layout["conflicts"]) == 1, layout
         found[width] = layout
     # each width draws the charts at its own layout: the narrowest is not the widest scaled down
-    assert found[1400]["timelines"] != found[400]["timelines"]
+    assert not charts or found[1400]["timelines"] != found[400]["timelines"]
     return found
 
 
@@ -534,3 +548,63 @@ def test_report_of_a_run_still_staging_is_written_and_an_unwritable_path_is_one_
     assert result.code == 2
     assert result.err.startswith("etl-pipeline report: error: cannot write the report to ")
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_month_of_busy_days_keeps_its_chart_labels_apart_at_every_width(chromium, tmp_path):
+    # given a page drawn from hand-built data: 31 days of four-digit conflict counts, a day far above the rest,
+    # eleven three-day chunks and a redrive seven hours later with a long execution name
+    t0 = datetime(2026, 10, 8, 2, 30, tzinfo=UTC)
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    chunks = [report.Chunk(i, date(2026, 10, 1) + timedelta(days=3 * (i - 1)),
+                           min(date(2026, 10, 1) + timedelta(days=3 * i - 1), date(2026, 10, 31)), "SUCCEEDED", 1,
+                           18_000 + i, 100 + i, 1, 0, 0, 5, duration_ms=2_000 + 150 * i) for i in range(1, 12)]
+    attempts = [report.Attempt(i, 1, at(1 + i * 0.4), f"chunk-worker-{i % 4 + 1}", at(3 + i * 0.55), "SUCCEEDED")
+                for i in range(1, 12) if i != 2]
+    attempts += [report.Attempt(2, 1, at(1.8), "chunk-worker-3", at(2.1), "FAILED", "TransientError", "boom"),
+                 report.Attempt(2, 2, at(7 * 3600 + 2), "chunk-worker-1", at(7 * 3600 + 4), "SUCCEEDED")]
+    run = report.Run(7, "nightly-2026-10-08T023000-a1b2", "schedule", "SUCCEEDED", date(2026, 10, 1),
+                     date(2026, 10, 31), t0, redrives=1, staged_at=at(7 * 3600 + 1), finished_at=at(7 * 3600 + 5),
+                     visits=198_000, inserted=1_166, updated=11, resolved=0, reopened=0, unchanged=55, rejected_rows=9)
+    days = [report.ConflictDay(date(2026, 10, d), 1_000 + (d * 397) % 2_000 + (9_000 if d == 9 else 0), d * 3)
+            for d in range(1, 32)]
+    redrive = "redrive-7-1-20261008T093000-0123456789abcdef-a-long-execution-name"
+    data = report.ReportData(run, chunks, attempts, [report.Rejection("DURATION_OVER_24H", 9)], days,
+                             generated_at=at(8 * 3600), executions=[
+                                 report.Execution(run.execution_name, "run", t0),
+                                 report.Execution(redrive, "redrive", at(7 * 3600))])
+    page = tmp_path / "busy.html"
+    page.write_text(report.render(data), encoding="utf-8")
+    # when it is opened at 1400, 900 and 400 px, then it reads at each, labels apart
+    layouts = _assert_reads_at_every_width(chromium, tmp_path, page, "busy-month")
+    # and the busiest days still carry their value, more of them where there is room
+    counts = [layouts[w]["conflictValues"] for w in WIDTHS]
+    assert all(n >= 1 for n in counts) and counts[1] >= counts[2]
+    assert all(layout["redrives"] == [redrive] for layout in layouts.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Day:
+    date: date
+    state: str
+    run_id: int | None
+    computed_at: datetime | None
+    reason: str | None
+
+
+def test_the_freshness_calendar_reads_at_every_width(chromium, tmp_path):
+    # given nine weeks of days, most fresh, some stale with a reason, a few never computed
+    start = date(2026, 9, 3)
+    days = [_Day(start + timedelta(days=i), state, None if state == "NEVER" else 10 + i // 7,
+                 None if state == "NEVER" else datetime(2026, 11, 1, tzinfo=UTC),
+                 "its visits changed since it was computed" if state == "STALE" else None)
+            for i, state in enumerate(("NEVER" if i < 3 else "STALE" if i % 9 == 4 else "FRESH") for i in range(60))]
+    page = tmp_path / "freshness.html"
+    page.write_text(report.render_freshness(days, title="Conflict map freshness"), encoding="utf-8")
+    # when it is opened in the browser, then it reads at 1400, 900 and 400 px
+    _assert_reads_at_every_width(chromium, tmp_path, page, "freshness", charts=False)
+    dom = _loaded_dom(chromium, tmp_path, page)
+    cells = dom.all(data_date="*")
+    assert [c.attrs["data-date"] for c in cells] == [d.date.isoformat() for d in days]
+    assert {c.attrs["href"] for c in cells if c.tag == "a"} == {f"run-{d.run_id}-report.html" for d in days
+                                                                if d.run_id is not None}
+    assert [c.attrs["data-state"] for c in cells if c.tag != "a"] == ["NEVER"] * 3
