@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from chunking.report import fmt
-from chunking.report.model import Attempt, Chunk, ConflictDay, Execution, ReportData
+from chunking.report.model import Attempt, Chunk, ConflictDay, ReportData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,10 +436,10 @@ def layout_timeline(data: ReportData, variant: Variant) -> Timeline:
             marks.append(Mark(kind, x, ly + 4, plot_bottom, placed, title, execution))
     ticks = [(x, t) for x, label in axis.ticks(min_spacing_px=84 if side else 70)
              if (t := Text(x, plot_bottom + 17, label, TICK_FONT)).box[0] >= 1 and t.box[2] <= width - 1]
-    title = Text(left + (right - left) / 2, plot_bottom + 36,
-                 f"time since the run started ({fmt.clock(run.created_at)} UTC)" if width >= 600 else
-                 "time since the run started (UTC)", TITLE_FONT, cls="axis-title")
-    return Timeline(variant, plot_bottom + 46, plot_top, plot_bottom, lanes, ticks, marks, breaks, title)
+    axis_title = Text(left + (right - left) / 2, plot_bottom + 36,
+                      f"time since the run started ({fmt.clock(run.created_at)} UTC)" if width >= 600 else
+                      "time since the run started (UTC)", TITLE_FONT, cls="axis-title")
+    return Timeline(variant, plot_bottom + 46, plot_top, plot_bottom, lanes, ticks, marks, breaks, axis_title)
 
 
 # --- conflicts per day -----------------------------------------------------------------------------------------

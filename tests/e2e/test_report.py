@@ -504,7 +504,7 @@ def test_report_of_a_failure_drill_marks_failed_attempts_then_the_redrive(conn, 
 def test_report_of_an_abandoned_run_shows_partial_totals_and_how_to_run_again(conn, etl, population, chromium,
                                                                              tmp_path, monkeypatch):
     # given a failed run that is abandoned instead of redriven
-    run_id, bad = _failure_drill(conn, etl, monkeypatch)
+    run_id, _ = _failure_drill(conn, etl, monkeypatch)
     abandoned = etl("abandon", "--run-id", str(run_id))
     assert abandoned.code == 0, abandoned.err
     # when its report is opened in the browser

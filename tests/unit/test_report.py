@@ -190,7 +190,7 @@ def test_conflict_value_labels_never_overlap_each_other_at_any_width():
         boxes = _boxes(svg, "value")
         assert boxes, variant  # the peak at least is labelled
         assert all(not report.geometry._overlaps(a, b, pad=0) for i, a in enumerate(boxes) for b in boxes[i + 1:])
-        assert all(0 <= b[0] and b[2] <= variant.width for b in boxes)
+        assert all(b[0] >= 0 and b[2] <= variant.width for b in boxes)
         ticks = _boxes(svg, "tick")
         assert all(not report.geometry._overlaps(a, b, pad=0) for i, a in enumerate(ticks) for b in ticks[i + 1:])
         shown.append(len(boxes))
