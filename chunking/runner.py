@@ -99,7 +99,7 @@ def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any]
             states = [c["status"] for c in chunks]
             progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
                             states.count("FAILED"), states.count("RETRYING"),
-                            phase="staging and planning" if not states else "")
+                            phase="staging and planning" if not states else "", chunks=chunks)
 
     try:
         described = cloud.wait(arn, on_tick=tick)
