@@ -71,13 +71,13 @@ class State:
     def print(self, *items: RenderableType) -> None:
         """Human output on stdout (nothing with --json)."""
         if not self.json:
-            for item in items:
-                self.out.print(item)
+            for item in items:  # a Text marked to wrap (views.wrapped) wraps; other lines are left whole
+                self.out.print(item, soft_wrap=not (isinstance(item, Text) and item.no_wrap is False))
 
     def say(self, text: str | Text) -> None:
         """A note on stderr (nothing with --quiet or --json)."""
         if not (self.quiet or self.json):
-            self.err.print(text)
+            self.err.print(views.wrapped(text), soft_wrap=False)
 
     def emit_json(self, value: Any) -> None:
         write_plain(json.dumps(views.json_ready(value)) + "\n")
@@ -312,7 +312,12 @@ def cmd_db_init(state: State, conn: Connection, settings: Settings, url: str) ->
     return 0
 
 
-@command(cli, "seed", "write a synthetic population of visits",
+def _seed_check(state: State, options: dict[str, Any]) -> None:
+    if options["replace"] and options["append"]:
+        raise click.UsageError("--replace and --append exclude each other")
+
+
+@command(cli, "seed", "write a synthetic population of visits", check=_seed_check,
          epilog="Example:\n  etl-pipeline seed --visits 20000 --start 2026-10-01 --days 30 --replace")
 @options(
     click.option("--visits", type=Whole(1, INT4_MAX), required=True,
@@ -330,8 +335,6 @@ def cmd_seed(state: State, conn: Connection, settings: Settings, url: str, visit
              seed_: int, replace: bool, append: bool) -> int:
     """Write a synthetic population into analytics.visits (refuses to mix with existing visits unless
     --replace or --append)."""
-    if replace and append:
-        raise click.UsageError("--replace and --append exclude each other")
     mode = "replace" if replace else "append" if append else "refuse"
     result = seed.seed_visits(conn, visits=visits, start=start, days=days, seed=seed_, mode=mode)
     end = date.fromordinal(start.toordinal() + days - 1)
@@ -419,8 +422,8 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
 @options(
     click.option("--run-id", type=Whole(1, BIGINT_MAX),
                  help=describe("Show this run: its chunks, attempts and errors in full.", default="the latest runs")),
-    click.option("--state", "state_", type=click.Choice(RUN_STATES, case_sensitive=False),
-                 help=describe("Only runs in this state.", default="any")),
+    click.option("--state", "state_", type=click.Choice(RUN_STATES, case_sensitive=False), metavar="STATE",
+                 help=describe(f"Only runs in this state: {', '.join(RUN_STATES)} (any case).", default="any")),
     click.option("--since", type=IsoDate(), help=describe("Only runs begun on or after this day (UTC).",
                                                           default="any time")),
     click.option("--limit", type=Whole(1, STATUS_LIMIT_MAX), default=20, show_default=False,
@@ -739,7 +742,7 @@ def _finish(state: State, outcome: Outcome, target: Target, *, show_metrics: boo
     else:
         state.print(f"logs:    `{PROG} logs --run-id {run['run_id']}` (CloudWatch Logs, correlation id "
                     f"{result.execution_name})")
-    for line in _next_steps(run, metrics_hint=bool(result.metrics) and not show_metrics):
+    for line in _next_steps(run, metrics_hint=bool(result.metrics) and not show_metrics, status_hint=True):
         state.print(line)
     return 0 if result.succeeded else 1
 
@@ -754,16 +757,17 @@ def _next_commands(run: dict[str, Any], result: RunReport | None = None) -> list
     return steps
 
 
-def _next_steps(run: dict[str, Any], *, metrics_hint: bool = False) -> list[str]:
+def _next_steps(run: dict[str, Any], *, metrics_hint: bool = False, status_hint: bool = False) -> list[str]:
     rid = run["run_id"]
     lines = []
     if run["status"] == "FAILED":
-        lines.append(f"continue: `{PROG} redrive --run-id {rid}` (see first: `{PROG} redrive --run-id {rid} "
-                     "--dry-run`)")
+        lines.append(f"continue: `{PROG} redrive --run-id {rid}` (to preview: add --dry-run)")
     elif run["status"] == "ABANDONED":
         lines.append(f"again:   `{_rerun_command(run)}`")
-    lines.append(f"report:  `{PROG} report --run-id {rid}`   status: `{PROG} status --run-id {rid}`"
-                 + ("   metrics: add --metrics" if metrics_hint else ""))
+    lines.append(f"report:  `{PROG} report --run-id {rid}`")
+    if status_hint:
+        lines.append(f"status:  `{PROG} status --run-id {rid}`" + ("  (metrics: add --metrics)" if metrics_hint
+                                                                   else ""))
     return lines
 
 

@@ -71,7 +71,7 @@ def run_summary(run: dict[str, Any], chunks: list[dict[str, Any]]) -> list[Rende
     head.append_text(state(run["status"]))
     head.append(f"  window {cell(run['window_start'])}..{cell(run['window_end'])}  "
                 f"{'took' if run.get('finished_at') else 'running for'} {took}")
-    lines: list[RenderableType] = [
+    lines: list[RenderableType] = [wrapped(line) for line in (
         head,
         Text(f"execution {run['execution_name']}  trigger {run['trigger']}  redrives {run['redrives']}"),
         Text(f"started {cell(run.get('created_at'))}" + (f"  finished {cell(run['finished_at'])}"
@@ -79,10 +79,17 @@ def run_summary(run: dict[str, Any], chunks: list[dict[str, Any]]) -> list[Rende
         Text(f"chunks {len(live)} ({ok} succeeded, {len(live) - ok} not)  visits {cell(run.get('visits'))}  "
              f"staged {cell(run.get('staged_rows'))}  rejected {cell(run.get('rejected_rows'))}"),
         Text("conflicts " + ", ".join(f"{cell(run.get(k) or 0)} {k}" for k in COUNTS)),
-    ]
+    )]
     if run.get("error"):
-        lines.append(Text(f"error: {run['error']}", style="red"))
+        lines.append(wrapped(f"error: {run['error']}", style="red"))
     return lines
+
+
+def wrapped(text: str | Text, style: str = "") -> Text:
+    """A line that wraps at the console's width (other lines are left whole, to be copied)."""
+    line = text if isinstance(text, Text) else Text(text, style=style)
+    line.no_wrap, line.overflow = False, "fold"
+    return line
 
 
 def chunk_table(console: Console, chunks: list[dict[str, Any]], *, errors: bool = True,
@@ -117,7 +124,7 @@ def error_details(chunks: list[dict[str, Any]]) -> list[RenderableType]:
             line = Text(f"chunk {c['chunk_id']} {cell(c['chunk_start'])}..{cell(c['chunk_end'])} (")
             line.append_text(state(c["status"]))
             line.append(f", {c['attempts']} attempt{'s' if c['attempts'] != 1 else ''}): {c['last_error']}")
-            out.append(line)
+            out.append(wrapped(line))
     return [Text("errors in full:", style="bold"), *out] if out else []
 
 
@@ -235,7 +242,7 @@ def log_line(record: dict[str, Any]) -> Text:
     if record.get("chunk_id") is not None:
         line.append(f" chunk {record['chunk_id']}")
     line.append(f": {record.get('message', '')}")
-    extra = {k: v for k, v in record.items() if k not in (*LOG_KEYS_SHOWN, "function_name", "service",
+    extra = {k: v for k, v in record.items() if k not in (*LOG_KEYS_SHOWN, "function_name", "service", "name", "run_id",
                                                            "location", "correlation_id", "xray_trace_id",
                                                            "cold_start", "function_arn", "function_memory_size",
                                                            "function_request_id", "sampling_rate")}
