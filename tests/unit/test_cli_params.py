@@ -65,7 +65,7 @@ def test_bare_call_prints_usage_and_every_command(capsys):
     (["status", "--limt", "3"], "no such option --limt (did you mean --limit"),
 ])
 def test_mistyped_commands_and_options_get_suggestions_in_one_line(capsys, args, says):
-    code, out, err = _run(capsys, *args)
+    code, _, err = _run(capsys, *args)
     assert code == 2 and says in err, err
     assert len(err.strip().splitlines()) == 1
 
