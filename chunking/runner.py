@@ -189,7 +189,7 @@ class _Watch:
         states = [c["status"] for c in chunks]
         self.progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
                              states.count("FAILED"), states.count("RETRYING"),
-                             phase="staging and planning" if not states else "")
+                             phase="staging and planning" if not states else "", chunks=chunks)
 
     def _beat(self, conn: Connection) -> bool:
         assert self.run_id is not None

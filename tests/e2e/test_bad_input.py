@@ -144,8 +144,9 @@ def test_bad_state_machine_input_is_rejected_by_validate_config(conn, database_u
     assert _ledger_size(conn) == before
 
 
-@pytest.mark.parametrize("command", [["run", "--start", "2026-10-01", "--end", "2026-10-02"],
-                                     ["redrive", "--run-id", "3"]])
+# A redrive goes where the ledger says its run ran (issue 11), so it reads the ledger first: the refusal of a
+# redrive of a run in AWS with no deployed database is in tests/unit/test_cli_ledger.py.
+@pytest.mark.parametrize("command", [["run", "--start", "2026-10-01", "--end", "2026-10-02"]])
 def test_aws_mode_without_the_deployed_database_is_refused_not_run_on_the_embedded_one(capsys, monkeypatch,
                                                                                       command):
     from chunking import cli
