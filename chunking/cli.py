@@ -689,7 +689,6 @@ def _follow(state: State, conn: Connection, settings: Settings, target: Target, 
             state.say(f"dead-letter messages of redriven chunks removed: {cleared}")
             return Outcome(result, cleared)
     except RunStopped as stopped:
-        progress.close([], only=only)
         raise Interrupted(_stopped_message(stopped), 128 + int(getattr(signal, stopped.signal_name,
                                                                         signal.SIGINT))) from None
     except KeyboardInterrupt:

@@ -58,6 +58,9 @@ def begin_run(conn: Connection, *, execution_name: str, trigger: str, executor: 
                 "execution_name": execution_name, "trigger": trigger, "executor": executor,
                 "window_start": window_start, "window_end": window_end, "chunk_days": chunk_days,
                 "max_chunk_rows": max_chunk_rows, "max_concurrency": max_concurrency})
+            assert run is not None
+            db.execute(conn, "ledger/record_execution", {"run_id": run["run_id"], "execution_name": execution_name,
+                                                          "kind": "run"})
     except EtlError as exc:
         if getattr(exc, "code", None) == "23505":  # unique_violation: another run began meanwhile
             raise_if_active(conn)
@@ -124,6 +127,9 @@ def reopen_for_redrive(conn: Connection, run_id: int, executor: str | None, *, d
         with db.write(conn):
             reopened = db.fetch_one(conn, "ledger/reopen_run", {
                 "run_id": run_id, "executor": executor, "driver": driver, "max_concurrency": max_concurrency})
+            if reopened is not None:
+                db.execute(conn, "ledger/record_execution", {"run_id": run_id, "execution_name": driver,
+                                                              "kind": "redrive"})
     except EtlError as exc:
         if getattr(exc, "code", None) == "23505":
             raise_if_active(conn, except_run=run_id)

@@ -39,7 +39,7 @@ def driver_alive(run: Mapping[str, Any], execution_status: ExecutionStatus | Non
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            return False, f"its driver, process {pid} on this host, is gone"
+            return False, f"its process {pid} is gone (it drove the run from this host)"
         except (PermissionError, ValueError):
             return True, f"its process {pid} exists"
         return True, f"its process {pid} is running"
@@ -52,4 +52,4 @@ def driver_alive(run: Mapping[str, Any], execution_status: ExecutionStatus | Non
         return None, f"its execution {driver} cannot be checked from here ({exc})"
     if status == "RUNNING":
         return True, f"its execution {driver} is RUNNING"
-    return False, f"its execution {driver} has ended ({status})"
+    return False, f"its execution {driver} is {status}"

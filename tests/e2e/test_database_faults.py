@@ -255,10 +255,12 @@ def test_a_signal_stops_the_run_cleanly_and_redrive_continues_it(drill: Drill, s
     drill.wait_for("a chunk in flight", lambda: drill.backend_waiting(event="PgSleep") is not None)
     run_id = run_id_of(drill)()
     process.send_signal(signum)
-    code, _, err = finish(process, timeout=60)
+    code, said, err = finish(process, timeout=60)
     name = signal.Signals(signum).name
     assert code == exit_code
-    assert f"run {run_id} STOPPED (stopped by {name}); continue it with: etl-pipeline redrive --run-id {run_id}" in err
+    assert said is not None and said["exit_code"] == exit_code  # --json: the error is JSON too
+    assert said["error"] == (f"run {run_id} STOPPED (stopped by {name}); continue it with: "
+                             f"etl-pipeline redrive --run-id {run_id}")
     assert "Traceback" not in err
     run = drill.run_row(int(run_id or 0))
     assert (run["status"], run["error"]) == ("STOPPED", f"stopped by {name}")

@@ -472,13 +472,14 @@ def test_report_of_a_failure_drill_marks_failed_attempts_then_the_redrive(conn, 
     run = ledger.get_run(conn, run_id)
     conn.rollback()
     assert run["status"] == "SUCCEEDED"
-    # (the ledger does not record executions yet: the rows it is to write, put in by hand)
+    # the ledger recorded both executions that drove the run
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO etl.run_executions (run_id, execution_name, kind, started_at) VALUES "
-                    "(%(r)s, %(first)s, 'run', %(created)s), (%(r)s, %(name)s, 'redrive', %(before)s)",
-                    {"r": run_id, "first": run["execution_name"], "created": run["created_at"], "name": name,
-                     "before": before})
-    conn.commit()
+        cur.execute("SELECT execution_name, kind, started_at FROM etl.run_executions WHERE run_id = %s "
+                    "ORDER BY started_at", (run_id,))
+        executions = cur.fetchall()
+    conn.rollback()
+    assert [(e, k) for e, k, _ in executions] == [(run["execution_name"], "run"), (name, "redrive")]
+    assert executions[1][2] >= before
     page = _write_report(etl, tmp_path, run_id, "redriven.html")
     image = _screenshot(chromium, tmp_path, page, "report-redriven-run.png")
     dom = _loaded_dom(chromium, tmp_path, page)
