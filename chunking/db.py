@@ -128,11 +128,15 @@ def check_dsn(dsn: str) -> None:
         raise ConfigError("invalid database connection string: expected postgresql://user@host:port/dbname "
                           "or key=value pairs")
     try:
-        psycopg2.extensions.parse_dsn(dsn)
+        parsed = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.Error as exc:
         reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn,
                         quoted=True)
         raise ConfigError(f"invalid database connection string: {reason}") from None
+    ports = [p.strip() for p in str(parsed.get("port") or "").split(",") if p.strip()]
+    if not all(p.isdigit() for p in ports):  # its value is not shown: in a URL it may be part of the password
+        raise ConfigError("invalid database connection string: the port is not a number (in a URL, a password "
+                          "with / @ : ? # or % must be percent-encoded, e.g. / as %2F)")
 
 
 @contextlib.contextmanager

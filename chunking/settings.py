@@ -122,9 +122,10 @@ class Settings:
 
     def chunk_heartbeat_seconds(self) -> int:
         """How long a Map item waits between two signs of life of its chunk before it counts the worker as dead
-        and sends the chunk again: the longest retry backoff, two heartbeat intervals and a minute of slack (a
-        worker sends a heartbeat every ``ETL_HEARTBEAT_INTERVAL_S`` while it works)."""
-        return min(self.chunk_timeout_seconds(1), self.retry_max_ms // 1000 + 2 * self.heartbeat_interval_s + 60)
+        and sends the chunk again: the longest retry backoff (no heartbeat while a message waits to come back)
+        and three heartbeat intervals (a worker sends one every ``ETL_HEARTBEAT_INTERVAL_S`` while it works).
+        With the defaults, 8 minutes, against 71 for the whole chunk timeout."""
+        return min(self.chunk_timeout_seconds(1), -(-self.retry_max_ms // 1000) + 3 * self.heartbeat_interval_s)
 
     def require(self, *fields: str) -> None:
         """Fail with one clear line naming every required setting that is missing."""
