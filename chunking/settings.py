@@ -37,6 +37,7 @@ TARGET_CHUNK_SECONDS = "ETL_TARGET_CHUNK_SECONDS"
 FAULT_CHUNKS = "ETL_FAULT_CHUNKS"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
+LOOKBACK_DAYS = "ETL_LOOKBACK_DAYS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Settings:
     chunk_timeout_s: int | None = None
     default_window_days: int = 7
     timezone: str = "UTC"
+    lookback_days: int = 90  # a stale run's default range: corrections arrive for about a quarter (docs/freshness.md)
     fault_chunks: frozenset[date] = frozenset()
 
     @classmethod
@@ -94,6 +96,7 @@ class Settings:
             chunk_timeout_s=_int(env, CHUNK_TIMEOUT_S, 0, minimum=0) or None,
             default_window_days=_int(env, DEFAULT_WINDOW_DAYS, cls.default_window_days, minimum=1),
             timezone=env.get(TIMEZONE) or cls.timezone,
+            lookback_days=_int(env, LOOKBACK_DAYS, cls.lookback_days, minimum=1),
             fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
         )
 

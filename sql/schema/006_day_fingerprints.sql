@@ -1,0 +1,49 @@
+-- Version 6: change-aware runs (docs/freshness.md). Every staging records, in its own snapshot, a fingerprint of
+-- each day of analytics.visits it read (etl.source_fingerprints, one row per run, staging and day); a chunk that
+-- commits marks its days computed from that staging (etl.day_state, one row per day: the latest computation).
+-- A stale run records which days it selected and why (etl.run_days).
+
+-- One visit row as a 64-bit hash of every column the contract reads (not patient_id, not updated_at). Written
+-- without text casts that depend on session settings (DateStyle, extra_float_digits): dates as day numbers,
+-- timestamps as epoch seconds, coordinates as numeric. A plain SQL function, so the planner inlines it.
+CREATE FUNCTION etl.visit_row_hash(v analytics.visits) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT hashtextextended(concat_ws('|', v.visit_id, v.caregiver_id, v.provider_id, v.visit_date - date '2000-01-01',
+                                      extract(epoch FROM v.scheduled_start), extract(epoch FROM v.scheduled_end),
+                                      coalesce(extract(epoch FROM v.clock_in)::text, '-'),
+                                      coalesce(extract(epoch FROM v.clock_out)::text, '-'),
+                                      coalesce(v.clock_in_lat::numeric::text, '-'),
+                                      coalesce(v.clock_in_lon::numeric::text, '-'), v.status), 0)
+$$;
+
+ALTER TABLE etl.runs ADD COLUMN stale boolean NOT NULL DEFAULT false;
+
+-- Per run and staging (stage_no = the run's redrives when it staged), the fingerprint of every day it read:
+-- the number of visit rows and the sum of their hashes (cancelled visits included).
+CREATE TABLE etl.source_fingerprints (
+    run_id   bigint NOT NULL REFERENCES etl.runs (run_id),
+    stage_no integer NOT NULL,
+    day      date NOT NULL,
+    visits   bigint NOT NULL,
+    hash     numeric NOT NULL,
+    PRIMARY KEY (run_id, stage_no, day)
+);
+
+-- Per day, the latest computation of its conflicts: by which run, chunk and staging, and when it committed.
+CREATE TABLE etl.day_state (
+    day         date PRIMARY KEY,
+    run_id      bigint NOT NULL REFERENCES etl.runs (run_id),
+    chunk_id    integer NOT NULL,
+    stage_no    integer NOT NULL,
+    computed_at timestamptz NOT NULL
+);
+
+-- The days a stale run selected, and why: its own source changed, a day it depends on changed, or never computed.
+CREATE TABLE etl.run_days (
+    run_id          bigint NOT NULL REFERENCES etl.runs (run_id),
+    day             date NOT NULL,
+    reason          text NOT NULL CHECK (reason IN ('CHANGED', 'DEPENDENT', 'NEVER')),
+    cause_day       date,
+    previous_run_id bigint,
+    PRIMARY KEY (run_id, day)
+);
