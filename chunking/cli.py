@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from chunking import db, ledger, report, seed, views
+from chunking import db, freshness, ledger, report, seed, views
 from chunking.console import Progress, duration, table
 from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     p.add_argument("--log-file", type=Path, help="write the handlers' JSON log lines here (local runs)")
     p.add_argument("--stack-name", help="the deployed stack to run in (default: $ETL_STACK_NAME); see README, Deploy")
+    p.add_argument("--stale", action="store_true", help="recompute only the stale and never-computed days of the "
+                                                        "window (default: the last ETL_LOOKBACK_DAYS days)")
+
+    p = sub.add_parser("freshness", parents=[common], help="per day: FRESH, STALE or NEVER computed")
+    _window_args(p, required=False)
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", parents=[common], help="the ledger: runs, chunks, attempts, errors")
     p.add_argument("--run-id", type=positive)
@@ -172,18 +178,31 @@ def cmd_run(args: argparse.Namespace, conn: Connection, settings: Settings) -> i
         check_window(args.start, args.end, settings.max_window_days)
         start, end = args.start, args.end
     else:
-        start, end = default_window(datetime.now(UTC), settings.timezone, settings.default_window_days)
+        start, end = default_window(datetime.now(UTC), settings.timezone,
+                                    settings.lookback_days if args.stale else settings.default_window_days)
     ledger.raise_if_active(conn)
     conn.rollback()
     executor = ledger.local_executor() if args.local else None  # in AWS the execution itself drives the run
     payload = run_request(start, end, chunk_days=args.chunk_days, max_chunk_rows=args.max_chunk_rows,
-                          max_concurrency=args.max_concurrency, trigger="cli", executor=executor)
-    name = execution_name("cli", start, end)
+                          max_concurrency=args.max_concurrency, trigger="cli", executor=executor, stale=args.stale)
+    name = execution_name("cli-stale" if args.stale else "cli", start, end)
     with _cloud(args, settings, name) as cloud:
         if not args.json:
             print(f"run {start}..{end} as execution {name}", file=sys.stderr)
         report = follow(cloud, conn, name=name, payload=payload, run_id=None, progress=Progress())
     return _report(args, report)
+
+
+def cmd_freshness(args: argparse.Namespace, conn: Connection, settings: Settings) -> int:
+    db.require_schema(conn)
+    if (args.start is None) != (args.end is None):
+        raise InputError("give both --start and --end, or neither (the lookback horizon, ETL_LOOKBACK_DAYS)")
+    start, end = (args.start, args.end) if args.start and args.end else \
+        default_window(datetime.now(UTC), settings.timezone, settings.lookback_days)
+    check_window(start, end, settings.max_window_days)
+    days = freshness.day_states(conn, start, end)
+    print(json.dumps(freshness.as_json(days)) if args.json else freshness.calendar(days))
+    return 0
 
 
 def cmd_status(args: argparse.Namespace, conn: Connection, settings: Settings) -> int:
@@ -401,7 +420,8 @@ def _liveness_line(run: dict[str, Any], stack_name: str | None = None) -> str:
             + ("" if alive else f" — if it is dead: {PROG} abandon --run-id {run['run_id']}"))
 
 
-COMMANDS = {"init": cmd_db_init, "seed": cmd_seed, "plan": cmd_plan, "run": cmd_run, "status": cmd_status,
+COMMANDS = {"init": cmd_db_init, "seed": cmd_seed, "plan": cmd_plan, "run": cmd_run, "freshness": cmd_freshness,
+            "status": cmd_status,
             "report": cmd_report, "redrive": cmd_redrive, "abandon": cmd_abandon}
 
 
