@@ -47,7 +47,7 @@ class RunContext(BaseModel):
             raise PermanentError(f"invalid run context: {one_line(exc)}") from None
 
     def output(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"stale"} if not self.stale else None)  # plain runs as before
 
 
 def default_window(now: datetime, timezone: str, days: int) -> tuple[date, date]:

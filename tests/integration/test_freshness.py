@@ -524,3 +524,34 @@ def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, tw
     drive(conn, start, RANGE_END, stale=True)
     drive(twin, start, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
+
+
+def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_fingerprints(conn, other, twin,
+                                                                                             monkeypatch):
+    # given a full run, and upstream committing an edit after staging has read the visits but before it records
+    # the fingerprints (the worst moment: under READ COMMITTED the fingerprints would see it and the staging not)
+    populate(conn, twin, seed_value=12, visits=800)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    edited = RANGE_START + timedelta(days=25)
+    cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
+              "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 4)")
+    record = freshness.record_fingerprints
+
+    def edit_then_record(c, run_id, days):
+        for session in (other, twin):
+            with session.cursor() as cur:
+                cur.execute(cancel, (edited,))
+            session.commit()
+        record(c, run_id, days)
+
+    monkeypatch.setattr(freshness, "record_fingerprints", edit_then_record)
+    # when a full run stages the range meanwhile
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    monkeypatch.undo()
+    # then its fingerprints are those of the data it staged: the edited day and the days pairing with it are STALE
+    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=4), edited))
+    # and the next stale run brings the output to a full run's over the edited data
+    drive(conn, RANGE_START, RANGE_END, stale=True)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
