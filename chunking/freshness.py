@@ -18,7 +18,7 @@ import psycopg2.extensions
 
 from chunking import db, ledger, tasks
 from chunking.db import Connection
-from chunking.planner import days_between
+from chunking.planner import Chunk, Sizing, days_between, plan_window
 
 State = Literal["FRESH", "STALE", "NEVER"]
 Reason = Literal["CHANGED", "DEPENDENT", "NEVER"]
@@ -69,7 +69,8 @@ def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date]) -> 
     """Inside the staging transaction: record the fingerprints, in its snapshot, of every day it reads for
     these owner days (their partner days, and where the visits of their ACTIVE conflicts lie). Commits nothing."""
     db.execute(conn, "freshness/record_fingerprints",
-               {"run_id": run_id, "days": list(days), "stage_days": staging_days(days)})
+               {"run_id": run_id, "days": list(days), "stage_days": staging_days(days),
+                "partner_days": tasks.PARTNER_DAYS})
 
 
 def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> None:
@@ -156,3 +157,13 @@ def stage_selection(conn: Connection, run_id: int, *, redrive: bool, chunk_ids: 
     if chunk_ids:
         pending = [c for c in pending if c["chunk_id"] in set(chunk_ids)]
     return sorted({d for c in pending for d in days_between(c["chunk_start"], c["chunk_end"])})
+
+
+def stale_plan(conn: Connection, start: date, end: date, sizing: Sizing) -> tuple[list[DayFreshness], list[Chunk]]:
+    """What a stale run over the range would take now (read-only, for the plan preview): the days not FRESH, with
+    why, and their chunks, planned from the non-cancelled visits per day as the plan preview estimates loads."""
+    selected = [d for d in day_states(conn, start, end) if d.state != "FRESH"]
+    rows = db.fetch_all(conn, "tasks/count_visits_by_day", {"window_start": start, "window_end": end})
+    conn.rollback()
+    loads = {r["visit_date"]: int(r["rows"]) for r in rows}
+    return selected, plan_window(start, end, loads, sizing, selected={d.date for d in selected})

@@ -1,8 +1,10 @@
 -- The freshness of every day of a range (docs/freshness.md): NEVER when no chunk ever computed it; STALE when a
 -- day its result depends on has now another fingerprint than in the snapshot it was computed from, or a visit of
 -- one of its ACTIVE conflicts was deleted; FRESH otherwise. Day d depends on the days d .. d + partner_days (the
--- visits its pairs are made of) and on the days where the visits of its ACTIVE conflicts now lie (a pair that
--- moved to another date but still conflicts stays ACTIVE on d until the chunk of its new date rewrites it).
+-- visits its pairs are made of) and on the days where the far visits of its ACTIVE conflicts now lie: the visits its
+-- staging found outside d .. d + partner_days (a pair that moved to another date but still conflicts stays ACTIVE
+-- on d until the chunk of its new date rewrites it). A visit of its other ACTIVE conflicts cannot move or go without
+-- changing a day d .. d + partner_days.
 WITH days AS (
     SELECT d::date AS day
     FROM generate_series(%(range_start)s::date, %(range_end)s::date, interval '1 day') AS d
@@ -12,20 +14,23 @@ computed AS (
     FROM etl.day_state s
     WHERE s.day BETWEEN %(range_start)s AND %(range_end)s
 ),
-conflict_visits AS (
-    -- both visits of every ACTIVE conflict dated in the range, on the date they have now (NULL: deleted)
-    SELECT m.conflict_date AS day, v.visit_date
-    FROM conflict.conflict_visit_maps m
-    CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) AS p (visit_id)
-    LEFT JOIN analytics.visits v ON v.visit_id = p.visit_id
-    WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+far_visits AS (
+    -- the far visits recorded for each computed day, still in one of its ACTIVE conflicts, on the date they have now
+    -- (NULL: deleted)
+    SELECT c.day, v.visit_date
+    FROM computed c
+    JOIN etl.source_far_visits f ON f.run_id = c.run_id AND f.stage_no = c.stage_no AND f.day = c.day
+    LEFT JOIN analytics.visits v ON v.visit_id = f.visit_id
+    WHERE EXISTS (SELECT 1 FROM conflict.conflict_visit_maps m
+                  WHERE m.status = 'ACTIVE' AND m.conflict_date = c.day
+                    AND f.visit_id IN (m.visit_id, m.conflict_visit_id))
 ),
 depends AS (
     SELECT c.day, c.day + k AS dep_day
     FROM computed c
     CROSS JOIN generate_series(0, %(partner_days)s) AS k
     UNION
-    SELECT cv.day, cv.visit_date FROM conflict_visits cv WHERE cv.visit_date IS NOT NULL
+    SELECT fv.day, fv.visit_date FROM far_visits fv WHERE fv.visit_date IS NOT NULL
 ),
 far_days AS (
     SELECT DISTINCT dep_day AS day
@@ -56,7 +61,7 @@ changed AS (
     GROUP BY d.day
 ),
 deleted AS (
-    SELECT DISTINCT cv.day FROM conflict_visits cv WHERE cv.visit_date IS NULL
+    SELECT DISTINCT fv.day FROM far_visits fv WHERE fv.visit_date IS NULL
 )
 SELECT d.day, c.run_id, c.computed_at,
        CASE WHEN c.day IS NULL THEN 'NEVER'

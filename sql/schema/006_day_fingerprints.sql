@@ -44,3 +44,14 @@ CREATE TABLE etl.run_days (
     previous_run_id bigint,
     PRIMARY KEY (run_id, day)
 );
+
+-- Per run and staging, the visits of the ACTIVE conflicts dated on an owner day that lay, in its snapshot, outside
+-- the day and its partner days (a pair that moved to another date but may still conflict): the only visits whose
+-- later edits can change the day without changing one of its partner days (docs/freshness.md, rule 2).
+CREATE TABLE etl.source_far_visits (
+    run_id   bigint NOT NULL REFERENCES etl.runs (run_id),
+    stage_no integer NOT NULL,
+    day      date NOT NULL,
+    visit_id bigint NOT NULL,
+    PRIMARY KEY (run_id, stage_no, day, visit_id)
+);

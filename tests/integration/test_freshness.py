@@ -17,7 +17,7 @@ import pytest
 from psycopg2 import sql
 
 from chunking import db, freshness, ledger, pipeline, seed, tasks
-from chunking.planner import days_between
+from chunking.planner import days_between, fixed_sizing
 from chunking.settings import Settings
 from tests import oracle
 from tests.conftest import TABLES
@@ -404,7 +404,8 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
         cur.execute("UPDATE analytics.visits SET clock_out = scheduled_end + interval '40 minutes' "
                     "WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s)", (edited,))
     conn.commit()
-    # when a stale run covers the range
+    # when a stale run covers the range (previewed first, as `plan` would)
+    preview_days, preview_chunks = freshness.stale_plan(conn, RANGE_START, RANGE_END, fixed_sizing(3, 10**9))
     run = drive(conn, RANGE_START, RANGE_END, stale=True)
     # then it recorded the edited day, the four days before it (which pair with its visits), and the never-run days
     got = {r["day"]: (r["reason"], r["cause_day"]) for r in freshness.run_days(conn, run["run_id"])}
@@ -414,6 +415,8 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
     assert run["chunk_ranges"] == [(edited - timedelta(days=4), edited - timedelta(days=2)),
                                    (edited - timedelta(days=1), edited),
                                    (RANGE_END - timedelta(days=1), RANGE_END)]
+    assert [(c.start, c.end) for c in preview_chunks] == run["chunk_ranges"]
+    assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
     assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
                                 v["status"] != "CANCELLED") - sum(1 for d, _ in rejections(conn).values() if d in got)
 
