@@ -17,7 +17,7 @@ import pytest
 from psycopg2 import sql
 
 from chunking import db, freshness, ledger, pipeline, seed, tasks
-from chunking.planner import days_between, fixed_sizing
+from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_sizing, plan_window
 from chunking.settings import Settings
 from tests import oracle
 from tests.conftest import TABLES
@@ -558,3 +558,25 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
     drive(conn, RANGE_START, RANGE_END, stale=True)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+
+
+@pytest.mark.parametrize("sizing", [fixed_sizing(3, 10**9), fixed_sizing(31, 250),
+                                    adaptive_sizing(Throughput(100.0, "test"), chunk_days=31, target_chunk_seconds=2,
+                                                    worker_timeout_s=300, concurrency=4)])
+def test_a_plan_of_selected_days_covers_exactly_them_in_contiguous_chunks(sizing):
+    # given a window with selected days in three runs (one of a single day), loads on every day
+    start = date(2026, 10, 1)
+    selected = {start + timedelta(days=d) for d in [*range(2, 9), 12, *range(20, 27)]}
+    loads = {start + timedelta(days=d): 40 + 7 * d for d in range(30)}
+    # when they are planned
+    chunks = plan_window(start, start + timedelta(days=29), loads, sizing, selected=selected)
+    # then every selected day is in exactly one chunk, no other day is, and chunks hold only selected days
+    covered = [d for c in chunks for d in days_between(c.start, c.end)]
+    assert sorted(covered) == sorted(selected)
+    assert [c.chunk_id for c in chunks] == list(range(1, len(chunks) + 1))
+    assert all(c.estimated_rows == sum(loads[d] for d in days_between(c.start, c.end)) for c in chunks)
+    assert all(c.days <= sizing.chunk_days for c in chunks)
+
+
+def test_a_plan_of_no_selected_days_has_no_chunks():
+    assert plan_window(date(2026, 10, 1), date(2026, 10, 30), {}, fixed_sizing(3, 10), selected=set()) == []
