@@ -9,20 +9,25 @@ now than in that snapshot; the dependency argument is in docs/freshness.md. Ever
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+import psycopg2.errors
 import psycopg2.extensions
 
 from chunking import db, ledger, tasks
 from chunking.db import Connection
+from chunking.errors import TransientError, describe_db_error
 from chunking.planner import Chunk, Sizing, days_between, plan_window
 
 State = Literal["FRESH", "STALE", "NEVER"]
 Reason = Literal["CHANGED", "DEPENDENT", "NEVER"]
 SYMBOLS = {"FRESH": ".", "STALE": "S", "NEVER": "-"}
+SNAPSHOT_ATTEMPTS = 5
+T = TypeVar("T")
 Day = date  # the field below is named ``date``, as in the JSON
 
 
@@ -63,6 +68,21 @@ def begin_snapshot(conn: Connection) -> None:
     if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
         conn.rollback()
     db.execute(conn, "freshness/begin_snapshot")
+
+
+def in_snapshot(work: Callable[[], T]) -> T:
+    """Run a unit of work whose transaction is REPEATABLE READ (staging), again when it fails with a serialization
+    error: a heartbeat that updates the run row between the snapshot and the row lock makes the lock fail (SQLSTATE
+    40001) rather than wait. After the last attempt, a :class:`TransientError` (then the step's Retry)."""
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        try:
+            return work()
+        except psycopg2.errors.SerializationFailure as exc:
+            if attempt == SNAPSHOT_ATTEMPTS:
+                raise TransientError(f"staging lost {attempt} snapshots to concurrent updates of the run row: "
+                                     f"{describe_db_error(exc)}") from exc
+            time.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
 
 
 def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date]) -> None:

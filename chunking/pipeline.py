@@ -133,7 +133,8 @@ def stage(event: Any, conn: Connection) -> dict[str, Any]:
     run = RunContext.of(event)
     days = freshness.stage_selection(conn, run.run_id, redrive=run.mode == "redrive",
                                      chunk_ids=run.redrive_chunk_ids) if run.stale else None
-    result = tasks.stage_visits(conn, run.run_id, run.stage_start, run.stage_end, days=days)
+    result = freshness.in_snapshot(lambda: tasks.stage_visits(conn, run.run_id, run.stage_start, run.stage_end,
+                                                              days=days))
     return {"staged_rows": result.staged_rows, "owner_rows": result.owner_rows,
             "rejected_rows": result.rejected_rows, "rejections_written": result.rejections_written,
             "rejections_cleared": result.rejections_cleared}

@@ -580,3 +580,30 @@ def test_a_plan_of_selected_days_covers_exactly_them_in_contiguous_chunks(sizing
 
 def test_a_plan_of_no_selected_days_has_no_chunks():
     assert plan_window(date(2026, 10, 1), date(2026, 10, 30), {}, fixed_sizing(3, 10), selected=set()) == []
+
+
+def test_a_heartbeat_between_the_staging_snapshot_and_its_lock_costs_a_retry_not_the_run(conn, other, monkeypatch):
+    # given a run, and its driver's heartbeat committing just after the staging transaction took its snapshot
+    populate(conn, seed_value=13, visits=300)
+    begin = freshness.begin_snapshot
+    beats = []
+
+    def snapshot_then_heartbeat(c):
+        begin(c)
+        if not beats:
+            with c.cursor() as cur:
+                cur.execute("SELECT 1 FROM analytics.visits LIMIT 1")  # the snapshot is taken here
+            ledger.touch_run(other, run_id)  # another session updates the run row and commits
+            beats.append(1)
+
+    run = pipeline.validate_config({"request": {"trigger": "test", "start_date": RANGE_START.isoformat(),
+                                                "end_date": RANGE_END.isoformat()},
+                                    "execution_name": "heartbeat-race"}, conn, SETTINGS)
+    run_id = run["run_id"]
+    monkeypatch.setattr(freshness, "begin_snapshot", snapshot_then_heartbeat)
+    # when StageVisits runs
+    staged = pipeline.stage({"run": run}, conn)
+    # then the first snapshot lost to the heartbeat and the second staged the window
+    assert beats == [1] and staged["staged_rows"] > 0
+    assert ledger.get_run(conn, run_id)["staged_rows"] == staged["staged_rows"]
+    conn.rollback()
