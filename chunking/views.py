@@ -27,6 +27,7 @@ def run_json(run: dict[str, Any] | None, chunks: list[dict[str, Any]], **extra: 
         "window_end": cell(run["window_end"]), "execution": run["execution_name"], "chunks": len(live),
         "chunks_succeeded": sum(c["status"] == "SUCCEEDED" for c in live),
         "visits": int(run["visits"] or 0),
+        "days": sum((c["chunk_end"] - c["chunk_start"]).days + 1 for c in live if c["status"] == "SUCCEEDED"),
         **{k: int(run[k] or 0) for k in COUNTS},
         "rejected": int(run["rejected_rows"] or 0),
         "staged_rows": int(run["staged_rows"] or 0),
