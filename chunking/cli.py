@@ -349,16 +349,17 @@ def cmd_seed(state: State, conn: Connection, settings: Settings, url: str, visit
 
 @command(cli, "plan", "preview a window's chunks, limits and cost",
          epilog="Example:\n  etl-pipeline plan --start 2026-10-01 --end 2026-10-30 --max-concurrency 2")
-@options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION)
+@options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION,
+         click.option("--stale", is_flag=True, help="Preview a stale run: only the days not FRESH now, each with why."))
 def cmd_plan(state: State, conn: Connection, settings: Settings, url: str, start: date, end: date,
-             chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None) -> int:
+             chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None, stale: bool) -> int:
     """Preview a window's chunks, the limits of one execution and its cost in AWS (changes nothing).
 
     Exits 1 when the plan does not fit one execution."""
     check_window(start, end, settings.max_window_days)
     shown = preview(conn, settings, start, end, chunk_days=chunk_days or settings.chunk_days,
                     fixed_rows=max_chunk_rows or settings.max_chunk_rows,
-                    concurrency=max_concurrency or settings.max_concurrency)
+                    concurrency=max_concurrency or settings.max_concurrency, stale=stale)
     if state.json:
         write_plain(json.dumps(shown.as_dict()) + "\n")
     else:
@@ -517,7 +518,11 @@ def cmd_status(state: State, conn: Connection, settings: Settings, url: str, run
 def cmd_report(state: State, conn: Connection, settings: Settings, url: str, run_id: int, out: Path | None) -> int:
     """Write a run's report: one self-contained HTML page (timeline, chunks, throughput, rejections)."""
     out = out or Path(f"run-{run_id}-report.html")
-    page = report.render(report.gather(conn, run_id))
+    data = report.gather(conn, run_id)
+    recomputed = [report.RecomputedDay(r["day"], r["reason"], r["cause_day"], r["previous_run_id"])
+                  for r in freshness.run_days(conn, run_id)]
+    days = freshness.day_states(conn, data.run.window_start, data.run.window_end)
+    page = report.render(data, days=days, recomputed=recomputed)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:
