@@ -12,6 +12,7 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
+from chunking.freshness import explain
 from chunking.report import fmt, geometry
 from chunking.report.model import COUNTS, Chunk, FreshnessDay, ReportData, Run
 
@@ -127,13 +128,7 @@ class RecomputedDay:
 
     @property
     def why(self) -> str:
-        if self.reason == "NEVER":
-            return "never computed before"
-        if self.reason == "CHANGED":
-            return "its own visits changed"
-        if self.cause_day is None:
-            return "a visit of one of its conflicts was deleted or moved"
-        return f"its pairs reach {fmt.day(self.cause_day)}, whose visits changed"
+        return explain(self.reason, self.cause_day)  # the one wording of why a day is recomputed
 
 
 def render(data: ReportData, *, days: Sequence[FreshnessDay] | None = None,

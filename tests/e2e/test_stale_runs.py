@@ -69,8 +69,8 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     html = (tmp_path / "stale.html").read_text(encoding="utf-8")
     rows = re.findall(r'<tr data-day="([0-9-]+)" data-reason="(\w+)"><td class="date">[^<]*</td><td>([^<]*)</td>', html)
     assert [(d, r) for d, r, _ in rows] == [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
-    assert rows[0][2] == f"its pairs reach {edited.isoformat()}, whose visits changed"
-    assert rows[-1][2] == "its own visits changed"
+    assert rows[0][2] == f"depends on {edited.isoformat()}, whose visits changed"
+    assert rows[-1][2] == "its visits changed"
     assert 'data-section="freshness"' in html
     # and every day is fresh again; a stale rerun plans nothing and writes nothing
     assert {d["state"] for d in etl("freshness", *WINDOW, "--json").json["days"]} == {"FRESH"}
