@@ -178,12 +178,14 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _window_options(required: bool, default_text: str = "the scheduled window") -> list[Callable[..., Any]]:
-    after = "" if required else f"; omit both for {default_text}"
+    after = "" if required else "; give both or neither"
+    default = None if required else default_text
     return [
         click.option("--start", type=IsoDate(), required=required,
-                     help=describe(f"First service date of the window{after}.", required=required)),
+                     help=describe(f"First service date of the window{after}.", required=required, default=default)),
         click.option("--end", type=IsoDate(), required=required,
-                     help=describe(f"Last service date of the window, inclusive{after}.", required=required)),
+                     help=describe(f"Last service date of the window, inclusive{after}.", required=required,
+                                   default=default)),
     ]
 
 
@@ -350,7 +352,8 @@ def cmd_seed(state: State, conn: Connection, settings: Settings, url: str, visit
 @command(cli, "plan", "preview a window's chunks, limits and cost",
          epilog="Example:\n  etl-pipeline plan --start 2026-10-01 --end 2026-10-30 --max-concurrency 2")
 @options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION,
-         click.option("--stale", is_flag=True, help="Preview a stale run: only the days not FRESH now, each with why."))
+         click.option("--stale", is_flag=True, help=describe("Preview a stale run: only the days not FRESH now, each "
+                                                              "with why.", default="off")))
 def cmd_plan(state: State, conn: Connection, settings: Settings, url: str, start: date, end: date,
              chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None, stale: bool) -> int:
     """Preview a window's chunks, the limits of one execution and its cost in AWS (changes nothing).
@@ -432,7 +435,8 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
     *_window_options(required=False, default_text="the lookback horizon: the last ETL_LOOKBACK_DAYS days up to "
                                                   "yesterday"),
     click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-                 help="Also write the calendar as a self-contained HTML page (each day linked to its run's report)."),
+                 help=describe("Also write the calendar as a self-contained HTML page (each day linked to its run's "
+                               "report).", default="no page")),
 )
 def cmd_freshness(state: State, conn: Connection, settings: Settings, url: str, start: date | None,
                   end: date | None, html_out: Path | None) -> int:
@@ -521,8 +525,7 @@ def cmd_report(state: State, conn: Connection, settings: Settings, url: str, run
     data = report.gather(conn, run_id)
     recomputed = [report.RecomputedDay(r["day"], r["reason"], r["cause_day"], r["previous_run_id"])
                   for r in freshness.run_days(conn, run_id)]
-    days = freshness.day_states(conn, data.run.window_start, data.run.window_end)
-    page = report.render(data, days=days, recomputed=recomputed)
+    page = report.render(data, recomputed=recomputed)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -61,7 +61,7 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     want, want_rejected = oracle.expected(oracle.load_visits(conn), START, END)
     assert oracle.actual(conn, START, END) == want
     assert {k: v for k, v in rejected(conn).items() if k in want_rejected} == want_rejected
-    # the run's report says which days it recomputed because of which change, and shows the window's calendar
+    # the run's report says which days it recomputed because of which change
     import re
 
     page = etl("report", "--run-id", str(summary["run_id"]), "--out", str(tmp_path / "stale.html"))
@@ -71,7 +71,12 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     assert [(d, r) for d, r, _ in rows] == [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
     assert rows[0][2] == f"depends on {edited.isoformat()}, whose visits changed"
     assert rows[-1][2] == "its visits changed"
-    assert 'data-section="freshness"' in html
+    assert 'data-section="recomputed" data-days="5"' in html
+    # and the freshness page draws the range as a calendar, each day linked to the report of its run
+    calendar_page = etl("freshness", *WINDOW, "--html", str(tmp_path / "freshness.html"))
+    assert calendar_page.code == 0, calendar_page.err
+    drawn = (tmp_path / "freshness.html").read_text(encoding="utf-8")
+    assert drawn.count('data-state="FRESH"') == 20 and f'href="run-{summary["run_id"]}-report.html"' in drawn
     # and every day is fresh again; a stale rerun plans nothing and writes nothing
     assert {d["state"] for d in etl("freshness", *WINDOW, "--json").json["days"]} == {"FRESH"}
     before = _writes(conn)
