@@ -74,7 +74,7 @@ def run_summary(run: dict[str, Any], chunks: list[dict[str, Any]]) -> list[Rende
                 f"{'took' if run.get('finished_at') else 'running for'} {took}")
     lines: list[RenderableType] = [wrapped(line) for line in (
         head,
-        Text(f"execution {run['execution_name']}  trigger {run['trigger']}  redrives {run['redrives']}"),
+        Text(f"trigger {run['trigger']}  redrives {run['redrives']}  execution {run['execution_name']}"),
         Text(f"started {cell(run.get('created_at'))}" + (f"  finished {cell(run['finished_at'])}"
                                                          if run.get("finished_at") else "")),
         Text(f"chunks {len(live)} ({ok} succeeded, {len(live) - ok} not)  visits {cell(run.get('visits'))}  "
