@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -58,24 +59,34 @@ def note(text: str) -> None:
     print(f"user_view: {text}", file=sys.stderr, flush=True)
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds and stdout of a process (the middle value is reserved for its peak RSS; not measured)."""
-    began = time.perf_counter()
-    proc = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    seconds = time.perf_counter() - began
+def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One process, waited for with wait4: its wall seconds, CPU seconds (user + system, its own, not the
+    database server's), peak RSS (ru_maxrss, KiB) and stdout; the machine's 1-minute load average when it ended
+    (the machine is shared: a load above its 2 cores means every figure of that sample is stretched)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        began_at, began = time.time(), time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=out, stderr=err, text=True,
+                                env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, with its own rusage
+        seconds = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return seconds, 0, proc.stdout
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {stderr[-2000:]}")
+    return {"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+            "stdout": stdout, "began_at": began_at, "load1": os.getloadavg()[0]}
 
 
 def import_floor(repeats: int) -> list[float]:
-    return [timed([sys.executable, "-c", FLOOR])[0] for _ in range(repeats)]
+    return [timed([sys.executable, "-c", FLOOR])["seconds"] for _ in range(repeats)]
 
 
 def reset(conn: Any) -> None:
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE etl.chunk_attempts, etl.chunks, etl.staged_visits, etl.runs, "
+        cur.execute("TRUNCATE etl.run_executions, etl.chunk_attempts, etl.chunks, etl.staged_visits, etl.runs, "
                     "conflict.conflict_visit_maps, conflict.rejected_visits")
         cur.execute("ANALYZE conflict.conflict_visit_maps, conflict.rejected_visits, etl.runs, etl.chunks")
         cur.execute("CHECKPOINT")
@@ -83,9 +94,29 @@ def reset(conn: Any) -> None:
 
 
 def cli_run(url: str, start: date, end: date, concurrency: int = 2) -> tuple[float, dict[str, Any]]:
-    seconds, _, out = timed([*CLI, "run", "--local", "--start", start.isoformat(), "--end", end.isoformat(),
-                             "--max-concurrency", str(concurrency), "--json", "--database-url", url])
-    return seconds, json.loads(out.strip().splitlines()[-1])
+    proc = timed([*CLI, "run", "--local", "--start", start.isoformat(), "--end", end.isoformat(),
+                  "--max-concurrency", str(concurrency), "--json", "--database-url", url])
+    summary = json.loads(proc.pop("stdout").strip().splitlines()[-1])
+    summary["process"] = proc
+    return proc["seconds"], summary
+
+
+def phases(conn: Any, run_id: int, process: dict[str, Any]) -> dict[str, float]:
+    """Where a CLI run's seconds went, from the ledger's timestamps and the process's start and end: start (the
+    interpreter, imports, the emulator, ValidateConfig, up to the staging transaction's start), staging (to the
+    plan's chunks being recorded), dispatch (to the first chunk attempt), chunks (first attempt start to last
+    attempt end), reconcile (to the run's end) and exit (to the process's end)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM r.staged_at), extract(epoch FROM min(c.queued_at)), "
+                    "extract(epoch FROM min(a.started_at)), extract(epoch FROM max(a.finished_at)), "
+                    "extract(epoch FROM r.finished_at) FROM etl.runs r JOIN etl.chunks c USING (run_id) "
+                    "JOIN etl.chunk_attempts a USING (run_id, chunk_id) WHERE r.run_id = %s GROUP BY r.run_id",
+                    (run_id,))
+        staged, queued, first, last, finished = (float(x) for x in cur.fetchone())
+    conn.rollback()
+    began, ended = process["began_at"], process["began_at"] + process["seconds"]
+    return {"start": staged - began, "staging": queued - staged, "dispatch": first - queued, "chunks": last - first,
+            "reconcile": finished - last, "exit": ended - finished}
 
 
 def minimal_statement(conn: Any, start: date, end: date) -> dict[str, float]:
@@ -156,13 +187,16 @@ def measure_scale(server_url: str, name: str, repeats: int) -> dict[str, Any]:
             out["visits"] = (cur.fetchone() or (0,))[0]
         conn.rollback()
         reset(conn)
-        out["empty_window_s"] = [cli_run(url, EMPTY_DAY, EMPTY_DAY)[0] for _ in range(repeats)]
+        empties = [cli_run(url, EMPTY_DAY, EMPTY_DAY)[1]["process"] for _ in range(repeats)]
+        out["empty_window_s"] = [e["seconds"] for e in empties]
+        out["empty_window"] = empties
         runs, minimal, naive = [], [], []
         for repeat in range(repeats):
             note(f"{name}: repeat {repeat + 1}: CLI run")
             reset(conn)
             seconds, summary = cli_run(url, start, end)
-            runs.append({"seconds": seconds, "run_id": summary.get("run_id"),
+            runs.append({"seconds": seconds, "run_id": summary.get("run_id"), "process": summary["process"],
+                         "phases": phases(conn, int(summary["run_id"]), summary["process"]),
                          "chunks": chunk_rates(conn, int(summary["run_id"]))})
             note(f"{name}: repeat {repeat + 1}: minimal statement")
             reset(conn)
@@ -196,6 +230,28 @@ def summary(results: dict[str, Any]) -> list[str]:
             f"{cli / minimal:.2f}x | {'' if naive is None else f'{naive:.2f} s'} | "
             f"{'' if naive is None else f'{cli / naive:.2f}x'} | {len(point['cli_runs'][0]['chunks'])} | "
             f"{worst:.2f}x |")
+    lines += ["", "Where the CLI runs' seconds went (medians; ledger timestamps; CPU is the CLI process's own, "
+              "not the database server's; load is the machine's 1-minute load average at the end, 2 cores):", "",
+              "| scale | run | start | staging | dispatch | chunks | reconcile | exit | CLI CPU s | peak RSS MB "
+              "| load |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for point in results["scales"]:
+        samples: list[tuple[str, dict[str, float] | None, dict[str, Any] | None]]
+        samples = [("empty window", None, p) for p in point.get("empty_window", [])]
+        samples += [("window", r.get("phases"), r.get("process")) for r in point["cli_runs"]]
+        for kind in ("empty window", "window"):
+            mine = [(ph, pr) for k, ph, pr in samples if k == kind and pr]
+            if not mine:
+                continue
+            cells = []
+            for key in ("start", "staging", "dispatch", "chunks", "reconcile", "exit"):
+                values = [ph[key] for ph, _ in mine if ph is not None]
+                cells.append(f"{statistics.median(values):.2f}" if values else "")
+            procs = [pr for _, pr in mine if pr is not None]
+            cpu = statistics.median(pr["cpu_s"] for pr in procs)
+            rss = statistics.median(pr["maxrss_kb"] for pr in procs) / 1024
+            load = statistics.median(pr["load1"] for pr in procs)
+            lines.append(f"| {point['scale']} | {kind} | {' | '.join(cells)} | {cpu:.2f} | {rss:.0f} | {load:.1f} |")
     lines.append("")
     for point in results["scales"]:
         lines += [f"Chunks of {point['scale']} (every repeat): statement s, µs per visit", ""]

@@ -557,7 +557,7 @@ def _defer_moto_batch() -> None:
 
     package.__getattr__ = lazy  # type: ignore[method-assign]
     sys.modules["moto.batch"] = package
-    moto.batch = package  # type: ignore[attr-defined]
+    moto.batch = package
 
 
 def _swap_stream(handler: logging.StreamHandler, stream: Any) -> None:
