@@ -59,24 +59,31 @@ def note(text: str) -> None:
     print(f"user_view: {text}", file=sys.stderr, flush=True)
 
 
+# Runs the measured command as its child and writes that child's rusage to a file: the peak RSS (ru_maxrss) of a
+# process forked from this benchmark would include this benchmark's own (Linux carries it over across fork and
+# exec), so the command is started from this small interpreter instead.
+RUSAGE_PROBE = ("import json, resource, subprocess, sys\n"
+                "code = subprocess.call(sys.argv[2:])\n"
+                "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+                "usage = {'cpu_s': u.ru_utime + u.ru_stime, 'maxrss_kb': u.ru_maxrss}\n"
+                "open(sys.argv[1], 'w').write(json.dumps(usage))\n"
+                "sys.exit(code)\n")
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One process, waited for with wait4: its wall seconds, CPU seconds (user + system, its own, not the
-    database server's), peak RSS (ru_maxrss, KiB) and stdout; the machine's 1-minute load average when it ended
-    (the machine is shared: a load above its 2 cores means every figure of that sample is stretched)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """One process: its wall seconds, CPU seconds (user + system, its own, not the database server's), peak RSS
+    (KiB) and stdout; the machine's 1-minute load average when it ended (the machine is shared: a load above its
+    2 cores means every figure of that sample is stretched)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        usage_path = Path(scratch) / "rusage.json"
         began_at, began = time.time(), time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=out, stderr=err, text=True,
-                                env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, with its own rusage
+        proc = subprocess.run([sys.executable, "-c", RUSAGE_PROBE, str(usage_path), *argv], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, env={**os.environ, **(env or {})})
         seconds = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {stderr[-2000:]}")
-    return {"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
-            "stdout": stdout, "began_at": began_at, "load1": os.getloadavg()[0]}
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        usage = json.loads(usage_path.read_text())
+    return {"seconds": seconds, **usage, "stdout": proc.stdout, "began_at": began_at, "load1": os.getloadavg()[0]}
 
 
 def import_floor(repeats: int) -> list[float]:
