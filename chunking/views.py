@@ -27,6 +27,7 @@ def run_json(run: dict[str, Any] | None, chunks: list[dict[str, Any]], **extra: 
         "window_end": cell(run["window_end"]), "execution": run["execution_name"], "chunks": len(live),
         "chunks_succeeded": sum(c["status"] == "SUCCEEDED" for c in live),
         "visits": int(run["visits"] or 0),
+        "days": sum((c["chunk_end"] - c["chunk_start"]).days + 1 for c in live if c["status"] == "SUCCEEDED"),
         **{k: int(run[k] or 0) for k in COUNTS},
         "rejected": int(run["rejected_rows"] or 0),
         "staged_rows": int(run["staged_rows"] or 0),
@@ -177,7 +178,16 @@ def plan_preview(console: Console, p: Preview) -> list[RenderableType]:
                Column("covered before", wrap=True, drop=1)]
     b = p.budget
     money = p.cost.dollars()
+    stale: list[RenderableType] = []
+    if p.stale_days is not None:
+        stale = [Text(f"a stale run would recompute {len(p.stale_days)} day(s) of the window now:" if p.stale_days
+                      else "a stale run would recompute nothing now: every day of the window is FRESH")]
+        stale += [Text(f"  {d.date}  {d.state:<5}  {d.why()}") for d in p.stale_days[:60]]
+        if len(p.stale_days) > 60:
+            stale.append(Text(f"  ... and {len(p.stale_days) - 60} more (--json lists every day)"))
+        stale.append(Text(""))
     return [
+        *stale,
         Text(f"window {cell(p.window_start)}..{cell(p.window_end)}: {p.visits:,} visits (non-cancelled; staging "
              f"rejects the ineligible few), {len(p.chunks)} chunks"),
         Text(f"sizing {how}"),
