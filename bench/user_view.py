@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from typing import Any
 
 import psycopg2
 
+from bench.run_bench import EMPTIED
 from chunking import db, ledger, seed, tasks
 from chunking.db import PROJECT_ROOT
 
@@ -46,6 +48,12 @@ FLOOR = ("import boto3, psycopg2, pydantic\n"
          "from moto import mock_aws\n"
          "import moto.stepfunctions.parser.models, moto.sqs.models, moto.dynamodb.models\n"
          "import moto.awslambda_simple.models\n")
+# The same, with the emulator's one trim of moto applied first (chunking.emulator._defer_moto_batch: moto.batch
+# registered without running its __init__, so the interpreter's import does not pull in EC2's models): what a
+# local run now imports. The first floor is the issue's definition, kept for comparison.
+FLOOR_TRIMMED = ("import importlib.util, sys, moto\n"
+                 "spec = importlib.util.find_spec('moto.batch')\n"
+                 "sys.modules['moto.batch'] = moto.batch = importlib.util.module_from_spec(spec)\n" + FLOOR)
 SCALES = {  # name: (days, visits a day, caregivers, independent schedules per caregiver)
     "reference": (60, 10_800, 5_000, 1),
     "large": (240, 10_800, 5_000, 1),
@@ -58,34 +66,70 @@ def note(text: str) -> None:
     print(f"user_view: {text}", file=sys.stderr, flush=True)
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds and stdout of a process (the middle value is reserved for its peak RSS; not measured)."""
-    began = time.perf_counter()
-    proc = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    seconds = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return seconds, 0, proc.stdout
+# Runs the measured command as its child and writes that child's rusage to a file: the peak RSS (ru_maxrss) of a
+# process forked from this benchmark would include this benchmark's own (Linux carries it over across fork and
+# exec), so the command is started from this small interpreter instead.
+RUSAGE_PROBE = ("import json, resource, subprocess, sys\n"
+                "code = subprocess.call(sys.argv[2:])\n"
+                "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+                "usage = {'cpu_s': u.ru_utime + u.ru_stime, 'maxrss_kb': u.ru_maxrss}\n"
+                "open(sys.argv[1], 'w').write(json.dumps(usage))\n"
+                "sys.exit(code)\n")
 
 
-def import_floor(repeats: int) -> list[float]:
-    return [timed([sys.executable, "-c", FLOOR])[0] for _ in range(repeats)]
+def timed(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One process: its wall seconds, CPU seconds (user + system, its own, not the database server's), peak RSS
+    (KiB) and stdout; the machine's 1-minute load average when it ended (the machine is shared: a load above its
+    2 cores means every figure of that sample is stretched)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        usage_path = Path(scratch) / "rusage.json"
+        began_at, began = time.time(), time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", RUSAGE_PROBE, str(usage_path), *argv], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, env={**os.environ, **(env or {})})
+        seconds = time.perf_counter() - began
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        usage = json.loads(usage_path.read_text())
+    return {"seconds": seconds, **usage, "stdout": proc.stdout, "began_at": began_at, "load1": os.getloadavg()[0]}
+
+
+def import_floor(repeats: int, code: str = FLOOR) -> list[float]:
+    return [timed([sys.executable, "-c", code])["seconds"] for _ in range(repeats)]
 
 
 def reset(conn: Any) -> None:
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE etl.chunk_attempts, etl.chunks, etl.staged_visits, etl.runs, "
-                    "conflict.conflict_visit_maps, conflict.rejected_visits")
+        cur.execute(f"TRUNCATE {', '.join(EMPTIED)}")  # fixed table names, no input
         cur.execute("ANALYZE conflict.conflict_visit_maps, conflict.rejected_visits, etl.runs, etl.chunks")
         cur.execute("CHECKPOINT")
     conn.autocommit = False
 
 
 def cli_run(url: str, start: date, end: date, concurrency: int = 2) -> tuple[float, dict[str, Any]]:
-    seconds, _, out = timed([*CLI, "run", "--local", "--start", start.isoformat(), "--end", end.isoformat(),
-                             "--max-concurrency", str(concurrency), "--json", "--database-url", url])
-    return seconds, json.loads(out.strip().splitlines()[-1])
+    proc = timed([*CLI, "run", "--local", "--start", start.isoformat(), "--end", end.isoformat(),
+                  "--max-concurrency", str(concurrency), "--json", "--database-url", url])
+    summary = json.loads(proc.pop("stdout").strip().splitlines()[-1])
+    summary["process"] = proc
+    return proc["seconds"], summary
+
+
+def phases(conn: Any, run_id: int, process: dict[str, Any]) -> dict[str, float]:
+    """Where a CLI run's seconds went, from the ledger's timestamps and the process's start and end: start (the
+    interpreter, imports, the emulator, ValidateConfig, up to the staging transaction's start), staging (to the
+    plan's chunks being recorded), dispatch (to the first chunk attempt), chunks (first attempt start to last
+    attempt end), reconcile (to the run's end) and exit (to the process's end)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM r.staged_at), extract(epoch FROM min(c.queued_at)), "
+                    "extract(epoch FROM min(a.started_at)), extract(epoch FROM max(a.finished_at)), "
+                    "extract(epoch FROM r.finished_at) FROM etl.runs r JOIN etl.chunks c USING (run_id) "
+                    "JOIN etl.chunk_attempts a USING (run_id, chunk_id) WHERE r.run_id = %s GROUP BY r.run_id",
+                    (run_id,))
+        staged, queued, first, last, finished = (float(x) for x in cur.fetchone())
+    conn.rollback()
+    began, ended = process["began_at"], process["began_at"] + process["seconds"]
+    return {"start": staged - began, "staging": queued - staged, "dispatch": first - queued, "chunks": last - first,
+            "reconcile": finished - last, "exit": ended - finished}
 
 
 def minimal_statement(conn: Any, start: date, end: date) -> dict[str, float]:
@@ -156,13 +200,16 @@ def measure_scale(server_url: str, name: str, repeats: int) -> dict[str, Any]:
             out["visits"] = (cur.fetchone() or (0,))[0]
         conn.rollback()
         reset(conn)
-        out["empty_window_s"] = [cli_run(url, EMPTY_DAY, EMPTY_DAY)[0] for _ in range(repeats)]
+        empties = [cli_run(url, EMPTY_DAY, EMPTY_DAY)[1]["process"] for _ in range(repeats)]
+        out["empty_window_s"] = [e["seconds"] for e in empties]
+        out["empty_window"] = empties
         runs, minimal, naive = [], [], []
         for repeat in range(repeats):
             note(f"{name}: repeat {repeat + 1}: CLI run")
             reset(conn)
             seconds, summary = cli_run(url, start, end)
-            runs.append({"seconds": seconds, "run_id": summary.get("run_id"),
+            runs.append({"seconds": seconds, "run_id": summary.get("run_id"), "process": summary["process"],
+                         "phases": phases(conn, int(summary["run_id"]), summary["process"]),
                          "chunks": chunk_rates(conn, int(summary["run_id"]))})
             note(f"{name}: repeat {repeat + 1}: minimal statement")
             reset(conn)
@@ -178,8 +225,11 @@ def measure_scale(server_url: str, name: str, repeats: int) -> dict[str, Any]:
 
 def summary(results: dict[str, Any]) -> list[str]:
     floor = statistics.median(results["import_floor_s"])
+    trimmed = statistics.median(results.get("import_floor_trimmed_s") or [float("nan")])
     lines = ["### As a user meets it (bench/user_view.py)", "",
-             f"Import floor (fresh interpreter, median of {len(results['import_floor_s'])}): {floor:.2f} s", "",
+             f"Import floor (fresh interpreter, median of {len(results['import_floor_s'])}): {floor:.2f} s; "
+             f"without EC2's models (what a local run imports now): {trimmed:.2f} s; the empty window's ratio below "
+             "is to the first, the issue's definition", "",
              "| scale | visits | empty window | / floor | CLI run c2 | minimal statement | CLI / minimal | naive | "
              "CLI / naive | chunks | slowest chunk per visit / median |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -196,6 +246,28 @@ def summary(results: dict[str, Any]) -> list[str]:
             f"{cli / minimal:.2f}x | {'' if naive is None else f'{naive:.2f} s'} | "
             f"{'' if naive is None else f'{cli / naive:.2f}x'} | {len(point['cli_runs'][0]['chunks'])} | "
             f"{worst:.2f}x |")
+    lines += ["", "Where the CLI runs' seconds went (medians; ledger timestamps; CPU is the CLI process's own, "
+              "not the database server's; load is the machine's 1-minute load average at the end, 2 cores):", "",
+              "| scale | run | start | staging | dispatch | chunks | reconcile | exit | CLI CPU s | peak RSS MB "
+              "| load |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for point in results["scales"]:
+        samples: list[tuple[str, dict[str, float] | None, dict[str, Any] | None]]
+        samples = [("empty window", None, p) for p in point.get("empty_window", [])]
+        samples += [("window", r.get("phases"), r.get("process")) for r in point["cli_runs"]]
+        for kind in ("empty window", "window"):
+            mine = [(ph, pr) for k, ph, pr in samples if k == kind and pr]
+            if not mine:
+                continue
+            cells = []
+            for key in ("start", "staging", "dispatch", "chunks", "reconcile", "exit"):
+                values = [ph[key] for ph, _ in mine if ph is not None]
+                cells.append(f"{statistics.median(values):.2f}" if values else "")
+            procs = [pr for _, pr in mine if pr is not None]
+            cpu = statistics.median(pr["cpu_s"] for pr in procs)
+            rss = statistics.median(pr["maxrss_kb"] for pr in procs) / 1024
+            load = statistics.median(pr["load1"] for pr in procs)
+            lines.append(f"| {point['scale']} | {kind} | {' | '.join(cells)} | {cpu:.2f} | {rss:.0f} | {load:.1f} |")
     lines.append("")
     for point in results["scales"]:
         lines += [f"Chunks of {point['scale']} (every repeat): statement s, µs per visit", ""]
@@ -207,7 +279,8 @@ def summary(results: dict[str, Any]) -> list[str]:
 
 
 def measure(server_url: str, scales: Sequence[str], repeats: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"import_floor_s": import_floor(max(3, repeats)), "scales": []}
+    results: dict[str, Any] = {"import_floor_s": import_floor(max(3, repeats)),
+                               "import_floor_trimmed_s": import_floor(max(3, repeats), FLOOR_TRIMMED), "scales": []}
     for name in scales:
         results["scales"].append(measure_scale(server_url, name, repeats))
     return results

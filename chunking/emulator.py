@@ -245,6 +245,7 @@ class LocalCloud:
 
     def _open(self) -> None:
         _leave_heap_to_the_os_at_exit()
+        _defer_moto_batch()
         from moto import mock_aws
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
@@ -528,6 +529,35 @@ def _leave_heap_to_the_os_at_exit() -> None:
     if not _exit_hook_registered:
         atexit.register(gc.freeze)
         _exit_hook_registered = True
+
+
+def _defer_moto_batch() -> None:
+    """moto's Step Functions interpreter imports every service integration it knows; its AWS Batch one needs one
+    enum from ``moto.batch.utils``, but importing that runs ``moto/batch/__init__.py``, which imports Batch's
+    models and with them all of EC2's (EC2's region and zone tables build three boto3 Sessions): 0.7 to 1.0 s of
+    a local run's start, for an integration this state machine never uses. So ``moto.batch`` is registered as
+    its package without running its ``__init__``: its submodules import from the real directory as usual, and
+    any other name (``batch_backends``, when something asks moto for the Batch backend) imports the real
+    ``moto.batch.models`` on first use. Process-wide and idempotent; nothing to restore."""
+    if "moto.batch" in sys.modules:
+        return
+    import importlib.util
+
+    import moto
+
+    spec = importlib.util.find_spec("moto.batch")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)  # __path__, __spec__, __file__: not executed
+
+    def lazy(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module("moto.batch.models"), name)
+
+    package.__getattr__ = lazy  # type: ignore[method-assign]
+    sys.modules["moto.batch"] = package
+    moto.batch = package
 
 
 def _swap_stream(handler: logging.StreamHandler, stream: Any) -> None:
