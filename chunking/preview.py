@@ -96,12 +96,13 @@ class Preview:
 
 def preview(conn: Connection, settings: Settings, window_start: date, window_end: date, *, chunk_days: int,
             fixed_rows: int | None, concurrency: int) -> Preview:
-    loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(
-        conn, "tasks/count_visits_by_day", {"window_start": window_start, "window_end": window_end})}
-    sizing = tasks.plan_sizing(conn, settings, chunk_days=chunk_days, fixed_rows=fixed_rows, concurrency=concurrency)
-    chunks = plan_window(window_start, window_end, loads, sizing)
-    days = db.fetch_all(conn, "tasks/day_coverage", {"window_start": window_start, "window_end": window_end})
-    conn.rollback()
+    window = {"window_start": window_start, "window_end": window_end}
+    with db.read(conn):
+        loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(conn, "tasks/count_visits_by_day", window)}
+        sizing = tasks.plan_sizing(conn, settings, chunk_days=chunk_days, fixed_rows=fixed_rows,
+                                   concurrency=concurrency)
+        chunks = plan_window(window_start, window_end, loads, sizing)
+        days = db.fetch_all(conn, "tasks/day_coverage", window)
     return Preview(window_start, window_end, sum(loads.values()), sizing, chunks,
                    [_coverage(c, days) for c in chunks], budget(chunks), estimate_cost(chunks))
 
