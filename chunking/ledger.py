@@ -102,6 +102,10 @@ class _Record(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(_field_names(type(self))) + len(self.extra)
 
+    def __or__(self, other: Mapping[str, Any]) -> dict[str, Any]:
+        """``model | {...}``: the row as a dict with ``other``'s values (as two dicts merge)."""
+        return {**self.as_dict(), **other}
+
 
 def _field_names(cls: type) -> frozenset[str]:
     names = _FIELDS.get(cls)
