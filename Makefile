@@ -9,13 +9,16 @@ DEMO_START ?= 2026-10-01
 DEMO_END   ?= 2026-10-30
 DEMO_VISITS ?= 200000
 
-.PHONY: install test demo lint bench clean
+.PHONY: install install-python test demo lint bench clean
 
 # The deploy tests' Node tools (an ASL validator) come from tests/deploy/package-lock.json when npm exists;
 # without Node.js those tests skip and say why.
 NODE_TOOLS := $(if $(shell command -v npm 2>/dev/null),tests/deploy/node_modules/.package-lock.json)
 
 install: $(VENV)/.installed $(NODE_TOOLS)
+
+# What `make demo` needs: the Python environment alone (no Node.js: only the deploy tests use it).
+install-python: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +32,7 @@ tests/deploy/node_modules/.package-lock.json: tests/deploy/package.json tests/de
 test: install
 	$(BIN)/pytest -q
 
-demo: install
+demo: install-python
 	$(BIN)/etl-pipeline db init
 	$(BIN)/etl-pipeline seed --visits $(DEMO_VISITS) --start $(DEMO_START) --days 30 --replace
 	$(BIN)/etl-pipeline plan --start $(DEMO_START) --end $(DEMO_END) --max-concurrency 2

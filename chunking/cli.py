@@ -28,7 +28,7 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from chunking import db, ledger, logs, report, seed, views
+from chunking import db, freshness, ledger, logs, report, seed, views
 from chunking.console import PipeClosed, Progress, make_console, write_plain
 from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
@@ -38,7 +38,14 @@ from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.preview import preview
 from chunking.runner import Cloud, RunReport, RunStopped, execution_name, follow, run_request
-from chunking.settings import CHUNK_DAYS, MAX_CHUNK_ROWS, MAX_CONCURRENCY, MAX_CONCURRENCY_LIMIT, Settings
+from chunking.settings import (
+    CHUNK_DAYS,
+    LOOKBACK_DAYS,
+    MAX_CHUNK_ROWS,
+    MAX_CONCURRENCY,
+    MAX_CONCURRENCY_LIMIT,
+    Settings,
+)
 
 PROG = "etl-pipeline"
 PACKAGE = "conflict-map-etl"
@@ -179,8 +186,8 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _window_options(required: bool) -> list[Callable[..., Any]]:
-    after = "" if required else "; omit both for the scheduled window"
+def _window_options(required: bool, default_text: str = "the scheduled window") -> list[Callable[..., Any]]:
+    after = "" if required else f"; omit both for {default_text}"
     return [
         click.option("--start", type=IsoDate(), required=required,
                      help=describe(f"First service date of the window{after}.", required=required)),
@@ -382,6 +389,7 @@ def _run_check(state: State, options: dict[str, Any]) -> None:
 @command(cli, "run", "run the pipeline over a window (here or in AWS)", check=_run_check,
          epilog="""Examples:
   etl-pipeline run --local --start 2026-10-01 --end 2026-10-30
+  etl-pipeline run --local --stale          (only the days whose source changed, over the lookback horizon)
   etl-pipeline run --local --max-concurrency 2 --json
   etl-pipeline run --start 2026-10-01 --end 2026-10-07 --stack-name conflict-map   (in AWS)""")
 @options(
@@ -393,11 +401,16 @@ def _run_check(state: State, options: dict[str, Any]) -> None:
                  help=describe("Write the handlers' JSON log lines here (local runs).",
                                default=".runs/logs/<execution>.jsonl (under $ETL_RUNS_DIR when set)",
                                env=RUNS_DIR_ENV)),
+    click.option("--stale", is_flag=True,
+                 help=describe("Recompute only the stale and never-computed days of the window (docs/freshness.md); "
+                               "without --start/--end the window is the lookback horizon: the last "
+                               "ETL_LOOKBACK_DAYS days up to yesterday.", default=DEFAULTS.lookback_days,
+                               env=LOOKBACK_DAYS)),
     STACK_NAME_OPTION, METRICS_OPTION,
 )
 def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local: bool, start: date | None,
             end: date | None, chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None,
-            log_file: Path | None, stack_name: str | None, metrics: bool) -> int:
+            log_file: Path | None, stale: bool, stack_name: str | None, metrics: bool) -> int:
     """Run the pipeline over a window and follow it to its end; exit 0 only when the run succeeded.
 
     Without --local the run targets AWS: the deployed stack's state machine, followed through the deployed
@@ -408,17 +421,58 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
     if start and end:
         check_window(start, end, settings.max_window_days)
     else:
-        start, end = default_window(datetime.now(UTC), settings.timezone, settings.default_window_days)
+        start, end = default_window(datetime.now(UTC), settings.timezone,
+                                    settings.lookback_days if stale else settings.default_window_days)
+        check_window(start, end, settings.max_window_days)
     ledger.raise_if_active(conn)
     executor = ledger.local_executor() if local else None  # in AWS the execution itself drives the run
     payload = run_request(start, end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
-                          max_concurrency=max_concurrency, trigger="cli", executor=executor)
-    name = execution_name("cli", start, end)
+                          max_concurrency=max_concurrency, trigger="cli", executor=executor, stale=stale)
+    name = execution_name("cli-stale" if stale else "cli", start, end)
     target = Target(local=local, stack_name=stack_name, database_url=url, log_file=log_file,
                     max_concurrency=max_concurrency)
     state.say(f"run {start}..{end} as execution {name}" + ("" if local else " in AWS"))
     outcome = _follow(state, conn, settings, target, name, payload, run_id=None, only=None)
     return _finish(state, outcome, target, show_metrics=metrics)
+
+
+@command(cli, "freshness", "per day: is the conflict map current (FRESH), STALE, or NEVER computed",
+         epilog="""Examples:
+  etl-pipeline freshness                                (the lookback horizon)
+  etl-pipeline freshness --start 2026-09-01 --end 2026-09-30 --json
+  etl-pipeline freshness --html freshness.html""")
+@options(
+    *_window_options(required=False, default_text="the lookback horizon: the last ETL_LOOKBACK_DAYS days up to "
+                                                  "yesterday"),
+    click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+                 help="Also write the calendar as a self-contained HTML page (each day linked to its run's report)."),
+)
+def cmd_freshness(state: State, conn: Connection, settings: Settings, start: date | None,
+                  end: date | None, html_out: Path | None) -> int:
+    """Per day of the range: FRESH (computed from the current source rows), STALE (the source changed since, or a
+    day it depends on did) or NEVER (no run computed it), with the run that last computed it and when. Asking
+    changes nothing; `run --stale` recomputes exactly the days that are not FRESH."""
+    if (start is None) != (end is None):
+        raise InputError("give both --start and --end, or neither (the lookback horizon, ETL_LOOKBACK_DAYS)")
+    if start is None or end is None:
+        start, end = default_window(datetime.now(UTC), settings.timezone, settings.lookback_days)
+    check_window(start, end, settings.max_window_days)
+    days = freshness.day_states(conn, start, end)
+    if html_out is not None:
+        page = report.render_freshness(days, title=f"Freshness {start}..{end}")
+        try:
+            html_out.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the page to {html_out}: {exc.strerror or exc}") from None
+    if state.json:
+        write_plain(json.dumps(freshness.as_json(days)) + "\n")
+    else:
+        state.print(freshness.calendar(days))
+        if any(d.state != "FRESH" for d in days):
+            state.print("", f"recompute them: `{PROG} run --local --stale --start {start} --end {end}`")
+        if html_out is not None:
+            state.print(f"wrote the calendar to {html_out}")
+    return 0
 
 
 @command(cli, "status", "the ledger: runs, or one run's chunks",

@@ -131,11 +131,15 @@ def check_dsn(dsn: str) -> None:
         raise ConfigError("invalid database connection string: expected postgresql://user@host:port/dbname "
                           "or key=value pairs")
     try:
-        psycopg2.extensions.parse_dsn(dsn)
+        parsed = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.Error as exc:
         reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn,
                         quoted=True)
         raise ConfigError(f"invalid database connection string: {reason}") from None
+    ports = [p.strip() for p in str(parsed.get("port") or "").split(",") if p.strip()]
+    if not all(p.isdigit() for p in ports):  # its value is not shown: in a URL it may be part of the password
+        raise ConfigError("invalid database connection string: the port is not a number (in a URL, a password "
+                          "with / @ : ? # or % must be percent-encoded, e.g. / as %2F)")
 
 
 @contextlib.contextmanager
@@ -214,26 +218,28 @@ class ConnectionCache:
                 conn.close()
 
 
-def _begin(conn: Connection, isolation: str | None) -> bool:
-    """Start a unit of work: a transaction, with the connection's time budget applied to it. Returns False when
-    the block joins a unit of work already open on the connection (the outer one ends it)."""
+def _begin(conn: Connection, first: Callable[[Connection], None] | None) -> bool:
+    """Start a unit of work: a transaction, with the connection's time budget applied to it (after ``first``, the
+    statement that must open the transaction, e.g. ``SET TRANSACTION ISOLATION LEVEL``). Returns False when the
+    block joins a unit of work already open on the connection (the outer one ends it)."""
     state = _state(conn)
     if state.depth:
+        if first is not None:
+            raise RuntimeError("a unit of work that must open its transaction began inside another one")
         state.depth += 1
         return False
-    if isolation:
-        if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-            raise RuntimeError(f"{isolation} must begin the transaction")  # a bug in the caller
-        with classified(), conn.cursor() as cur:
-            cur.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")  # one of two literals, never input
     state.depth = 1
-    if state.budget is not None:
-        try:
+    try:
+        if first is not None:
+            first(conn)
+        if state.budget is not None:
             timeout = state.budget.statement_ms()
             set_local(conn, statement_timeout=str(timeout), lock_timeout=str(min(timeout, MAX_LOCK_WAIT_MS)))
-        except BaseException:
-            state.depth = 0
-            raise
+    except BaseException:
+        state.depth = 0
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+        raise
     return True
 
 
@@ -251,11 +257,10 @@ def _end(conn: Connection, *, outer: bool, commit: bool) -> None:
 
 
 @contextlib.contextmanager
-def write(conn: Connection, *, isolation: str | None = None) -> Iterator[Connection]:
-    """A unit of work that writes: commits on success, rolls back on any error. ``isolation`` may be
-    ``"REPEATABLE READ"`` (one snapshot for every statement inside). A block inside another joins it."""
-    assert isolation in (None, "REPEATABLE READ", "SERIALIZABLE")
-    outer = _begin(conn, isolation)
+def write(conn: Connection, *, first: Callable[[Connection], None] | None = None) -> Iterator[Connection]:
+    """A unit of work that writes: commits on success, rolls back on any error. ``first`` runs before anything else
+    in its transaction (an isolation level). A block inside another joins it."""
+    outer = _begin(conn, first)
     try:
         yield conn
     except BaseException:
@@ -269,7 +274,7 @@ def read(conn: Connection, *, snapshot: bool = False) -> Iterator[Connection]:
     """A unit of work that only reads: its transaction always ends (rolled back), so no snapshot or lock is
     held after it. With ``snapshot``, every statement inside sees one snapshot (REPEATABLE READ, READ ONLY).
     Inside a writing unit of work it joins that one."""
-    outer = _begin(conn, "REPEATABLE READ READ ONLY" if snapshot else None)
+    outer = _begin(conn, _read_only_snapshot if snapshot else None)
     try:
         yield conn
     finally:
@@ -277,6 +282,11 @@ def read(conn: Connection, *, snapshot: bool = False) -> Iterator[Connection]:
 
 
 transaction = write  # the name the first round used
+
+
+def _read_only_snapshot(conn: Connection) -> None:
+    with classified(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
 
 @contextlib.contextmanager

@@ -151,6 +151,7 @@ class Run(_Record):
     unchanged: int | None
     sizing: dict[str, Any] | None
     error: str | None
+    stale: bool  # a run of the stale days only (schema 006)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -63,6 +63,7 @@ class RunRequest(BaseModel):
     executor: str | None = Field(default=None, max_length=200)
     redrive_run_id: int | None = Field(default=None, ge=1)
     redrive_chunk_ids: list[int] | None = None
+    stale: bool = False  # recompute only the stale and never-computed days of the window (default: the lookback)
 
     @model_validator(mode="after")
     def _window(self) -> RunRequest:
@@ -72,6 +73,8 @@ class RunRequest(BaseModel):
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         if self.redrive_run_id is not None and self.start_date is not None:
             raise ValueError("a redrive takes its window from the run, not from start_date/end_date")
+        if self.redrive_run_id is not None and self.stale:
+            raise ValueError("a redrive re-processes its run's chunks; stale applies to new runs only")
         return self
 
     @classmethod

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chunking import ledger, tasks
+from chunking import freshness, ledger, tasks
 from chunking.db import Connection, require_schema
 from chunking.errors import ConfigError, InputError, PermanentError, step_error_message
 from chunking.liveness import ExecutionStatus
@@ -37,6 +37,7 @@ class RunContext(BaseModel):
     chunk_timeout_seconds: int = Field(ge=1)
     chunk_heartbeat_seconds: int = Field(ge=1)
     redrive_chunk_ids: list[int] | None = None
+    stale: bool = False  # only the days the run selected (etl.run_days) are staged and planned
 
     @classmethod
     def of(cls, event: Any) -> RunContext:
@@ -48,7 +49,7 @@ class RunContext(BaseModel):
             raise PermanentError(f"invalid run context: {one_line(exc)}") from None
 
     def output(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"stale"} if not self.stale else None)  # plain runs as before
 
 
 def default_window(now: datetime, timezone: str, days: int) -> tuple[date, date]:
@@ -120,12 +121,15 @@ def validate_config(event: Any, conn: Connection, settings: Settings,
             start, end = request.start_date, request.end_date
         else:
             started = _execution_start(event.get("execution_start"))
-            start, end = default_window(started, settings.timezone, settings.default_window_days)
+            start, end = default_window(started, settings.timezone,
+                                        settings.lookback_days if request.stale else settings.default_window_days)
         check_window(start, end, settings.max_window_days)
         run = ledger.begin_run(conn, execution_name=execution_name, trigger=request.trigger,
                                executor=request.executor or execution_name, window_start=start,
                                window_end=end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
                                max_concurrency=max_concurrency, execution_status=execution_status)
+        if request.stale:
+            freshness.select_stale_days(conn, run.run_id, run.window_start, run.window_end)
         stage_start, stage_end, mode = run.window_start, run.window_end, "run"
 
     context = RunContext(
@@ -134,7 +138,7 @@ def validate_config(event: Any, conn: Connection, settings: Settings,
         max_concurrency=max_concurrency, correlation_id=execution_name,
         chunk_timeout_seconds=settings.chunk_timeout_seconds(max_concurrency),
         chunk_heartbeat_seconds=settings.chunk_heartbeat_seconds(),
-        redrive_chunk_ids=request.redrive_chunk_ids)
+        redrive_chunk_ids=request.redrive_chunk_ids, stale=request.stale or bool(run.stale))
     return context.output()
 
 
@@ -150,7 +154,10 @@ def _execution_start(raw: Any) -> datetime:
 def stage(event: Any, conn: Connection) -> dict[str, Any]:
     """StageVisits (Task 01) over the run's staging range."""
     run = RunContext.of(event)
-    result = tasks.stage_visits(conn, run.run_id, run.stage_start, run.stage_end)
+    days = freshness.stage_selection(conn, run.run_id, redrive=run.mode == "redrive",
+                                     chunk_ids=run.redrive_chunk_ids) if run.stale else None
+    result = freshness.in_snapshot(lambda: tasks.stage_visits(conn, run.run_id, run.stage_start, run.stage_end,
+                                                              days=days))
     return {"staged_rows": result.staged_rows, "owner_rows": result.owner_rows,
             "rejected_rows": result.rejected_rows, "rejections_written": result.rejections_written,
             "rejections_cleared": result.rejections_cleared}
@@ -164,7 +171,8 @@ def plan(event: Any, conn: Connection, settings: Settings) -> dict[str, Any]:
     if run.mode == "redrive":
         chunks = tasks.requeue_chunks(conn, run.run_id, run.redrive_chunk_ids, sizing)
     else:
-        chunks = tasks.plan_run(conn, run, sizing)
+        chunks = tasks.plan_run(conn, run, sizing,
+                                selected=freshness.selected_days(conn, run.run_id) if run.stale else None)
     return {"count": len(chunks), "chunks": [c.as_item() for c in chunks],
             "estimated_rows": sum(c.estimated_rows for c in chunks),
             "estimated_ms": max((c.estimated_ms or 0 for c in chunks), default=0),

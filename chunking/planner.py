@@ -17,6 +17,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
 from typing import Any
 
@@ -118,8 +119,10 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date, int], *,
-                chunk_days: int, max_chunk_rows: int, first_chunk_id: int = 1) -> list[Chunk]:
-    """Greedy plan: extend the current chunk by a day while both limits hold, else start a new one."""
+                chunk_days: int, max_chunk_rows: int, first_chunk_id: int = 1,
+                selected: AbstractSet[date] | None = None) -> list[Chunk]:
+    """Greedy plan: extend the current chunk by a day while both limits hold, else start a new one.
+    With ``selected`` (a stale run), only those days are planned: a day left out ends the chunk before it."""
     if window_end < window_start:
         raise ValueError(f"window end {window_end} is before its start {window_start}")
     if chunk_days < 1 or max_chunk_rows < 1:
@@ -129,6 +132,11 @@ def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date,
     start: date | None = None
     rows = 0
     for day in days_between(window_start, window_end):
+        if selected is not None and day not in selected:
+            if start is not None:
+                chunks.append(Chunk(first_chunk_id + len(chunks), start, day - timedelta(days=1), rows))
+                start = None
+            continue
         day_rows = max(0, int(rows_by_day.get(day, 0)))
         if start is not None and ((day - start).days >= chunk_days or rows + day_rows > max_chunk_rows):
             chunks.append(Chunk(first_chunk_id + len(chunks), start, day - timedelta(days=1), rows))
@@ -136,8 +144,8 @@ def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date,
         if start is None:
             start, rows = day, 0
         rows += day_rows
-    assert start is not None
-    chunks.append(Chunk(first_chunk_id + len(chunks), start, window_end, rows))
+    if start is not None:
+        chunks.append(Chunk(first_chunk_id + len(chunks), start, window_end, rows))
     return chunks
 
 
@@ -176,13 +184,16 @@ def adaptive_sizing(throughput: Throughput, *, chunk_days: int, target_chunk_sec
 
 
 def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date, int], sizing: Sizing,
-                first_chunk_id: int = 1) -> list[Chunk]:
+                first_chunk_id: int = 1, selected: AbstractSet[date] | None = None) -> list[Chunk]:
     """Plan a window with a sizing: fixed caps as given; adaptive caps balanced so that there are at least
-    ``min_chunks`` chunks (when the window has that many days), as even in rows as contiguity allows."""
+    ``min_chunks`` chunks (when the window has that many days), as even in rows as contiguity allows.
+    ``selected``: plan only these days (a stale run), in chunks of contiguous selected days; none, no chunks."""
     cap = sizing.max_chunk_rows
     wanted = 1
+    if selected is not None and not any(window_start <= d <= window_end for d in selected):
+        return []
     if sizing.mode == "adaptive":
-        days = days_between(window_start, window_end)
+        days = [d for d in days_between(window_start, window_end) if selected is None or d in selected]
         total = sum(max(0, int(rows_by_day.get(d, 0))) for d in days)
         loaded_days = sum(1 for d in days if rows_by_day.get(d, 0) > 0)
         needed = max(sizing.min_chunks, math.ceil(total / cap) if total else 1,
@@ -190,8 +201,9 @@ def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date,
         # a multiple of the concurrency, so the last wave of chunks is not one chunk running alone
         wanted = min(max(1, loaded_days), math.ceil(needed / sizing.min_chunks) * sizing.min_chunks)
         wanted = max(wanted, min(sizing.min_chunks, len(days)))
-        cap = _balanced_cap(window_start, window_end, rows_by_day, sizing.chunk_days, wanted, cap)
-    chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap)
+        cap = _balanced_cap(window_start, window_end, rows_by_day, sizing.chunk_days, wanted, cap, selected)
+    chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap,
+                         selected=selected)
     while len(chunks) < wanted:  # contiguity can leave fewer chunks than the concurrency: halve the heaviest
         heaviest = max(chunks, key=lambda c: c.estimated_rows)
         halves = split_chunk(heaviest, rows_by_day, first_chunk_id=heaviest.chunk_id)
@@ -204,14 +216,16 @@ def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date,
 
 
 def _balanced_cap(start: date, end: date, rows_by_day: Mapping[date, int], chunk_days: int, wanted: int,
-                  ceiling: int) -> int:
+                  ceiling: int, selected: AbstractSet[date] | None = None) -> int:
     """The smallest row cap (at most ``ceiling``) whose greedy plan has no more than ``wanted`` chunks."""
     low, high = 1, max(1, ceiling)
-    if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=high)) > wanted:
+    if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=high,
+                       selected=selected)) > wanted:
         return high  # the day limit or the ceiling already forces more chunks: nothing to balance
     while low < high:
         middle = (low + high) // 2
-        if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=middle)) <= wanted:
+        if len(plan_chunks(start, end, rows_by_day, chunk_days=chunk_days, max_chunk_rows=middle,
+                           selected=selected)) <= wanted:
             high = middle
         else:
             low = middle + 1

@@ -285,9 +285,13 @@ def _stop(cloud: Cloud, view: _Ledger, name: str, run_id: int | None, signal_nam
 
 
 def run_request(start: date | None, end: date | None, *, chunk_days: int | None, max_chunk_rows: int | None,
-                max_concurrency: int | None, trigger: str, executor: str | None) -> dict[str, Any]:
-    """The state machine input of a run (omitted dates select the scheduled default window)."""
+                max_concurrency: int | None, trigger: str, executor: str | None,
+                stale: bool = False) -> dict[str, Any]:
+    """The state machine input of a run (omitted dates select the scheduled default window, or with ``stale``
+    the lookback horizon)."""
     payload: dict[str, Any] = {"trigger": trigger}
+    if stale:
+        payload["stale"] = True
     if executor:  # else the execution itself (ValidateConfig records its name)
         payload["executor"] = executor
     if start and end:

@@ -39,6 +39,7 @@ HEARTBEAT_INTERVAL_S = "ETL_HEARTBEAT_INTERVAL_S"
 LOCAL_RETRY_SCALE = "ETL_LOCAL_RETRY_SCALE"
 DEFAULT_WINDOW_DAYS = "ETL_DEFAULT_WINDOW_DAYS"
 TIMEZONE = "ETL_TIMEZONE"
+LOOKBACK_DAYS = "ETL_LOOKBACK_DAYS"
 
 
 PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production"})
@@ -77,6 +78,7 @@ class Settings:
     timezone: str = "UTC"
     heartbeat_interval_s: int = 60
     local_retry_scale: float = 1.0  # the local emulator only: its state machine's Retry waits are multiplied by it
+    lookback_days: int = 90  # a stale run's default range: corrections arrive for about a quarter (docs/freshness.md)
     fault_chunks: frozenset[date] = frozenset()
 
     def __post_init__(self) -> None:
@@ -114,6 +116,7 @@ class Settings:
             timezone=env.get(TIMEZONE) or cls.timezone,
             heartbeat_interval_s=_int(env, HEARTBEAT_INTERVAL_S, cls.heartbeat_interval_s, minimum=1, maximum=3600),
             local_retry_scale=_float(env, LOCAL_RETRY_SCALE, cls.local_retry_scale, minimum=0.0, maximum=1.0),
+            lookback_days=_int(env, LOOKBACK_DAYS, cls.lookback_days, minimum=1),
             fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
         )
 
@@ -128,9 +131,10 @@ class Settings:
 
     def chunk_heartbeat_seconds(self) -> int:
         """How long a Map item waits between two signs of life of its chunk before it counts the worker as dead
-        and sends the chunk again: the longest retry backoff, two heartbeat intervals and a minute of slack (a
-        worker sends a heartbeat every ``ETL_HEARTBEAT_INTERVAL_S`` while it works)."""
-        return min(self.chunk_timeout_seconds(1), self.retry_max_ms // 1000 + 2 * self.heartbeat_interval_s + 60)
+        and sends the chunk again: the longest retry backoff (no heartbeat while a message waits to come back)
+        and three heartbeat intervals (a worker sends one every ``ETL_HEARTBEAT_INTERVAL_S`` while it works).
+        With the defaults, 8 minutes, against 71 for the whole chunk timeout."""
+        return min(self.chunk_timeout_seconds(1), -(-self.retry_max_ms // 1000) + 3 * self.heartbeat_interval_s)
 
     def require(self, *fields: str) -> None:
         """Fail with one clear line naming every required setting that is missing."""

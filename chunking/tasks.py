@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from chunking import db, ledger
+from chunking import db, freshness, ledger
 from chunking.db import Connection
 from chunking.errors import EtlError, InputError, PermanentError, TransientError, as_pipeline_error
 from chunking.ledger import COUNT_FIELDS, ChunkStatus, RunStatus
@@ -22,6 +22,7 @@ from chunking.planner import (
     Sizing,
     adaptive_sizing,
     check_budget,
+    days_between,
     measured_throughput,
     plan_window,
     split_chunk,
@@ -51,22 +52,28 @@ class StageResult:
     rejections_cleared: int
 
 
-def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date) -> StageResult:
-    """Task 01: restage the run's visits for a date range, sync its rejections, then ANALYZE. Commits.
+def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date,
+                 days: Sequence[date] | None = None) -> StageResult:
+    """Task 01: restage the run's visits for a date range (only its owner ``days`` in it, for a stale run), sync
+    its rejections, record the source fingerprints of what it read, then ANALYZE. Commits.
 
     The run row is locked first, so staging never changes under a chunk in flight. The run's staging is its
     own partition (schema 004): dropped and created empty, loaded, then indexed and analysed once, all in one
-    transaction, so a chunk sees either none of it or all of it with its indexes and statistics."""
+    transaction, so a chunk sees either none of it or all of it with its indexes and statistics. That transaction
+    is REPEATABLE READ: one snapshot serves the staged rows and the fingerprints of the days they came from."""
     key = {"run_id": run_id}
     params = {**key, "range_start": range_start, "range_end": range_end,
-              "partner_end": range_end + timedelta(days=PARTNER_DAYS)}
-    with db.transaction(conn):
+              "partner_end": range_end + timedelta(days=PARTNER_DAYS),
+              "days": list(days) if days is not None else None,
+              "stage_days": freshness.staging_days(days) if days is not None else None}
+    with db.write(conn, first=freshness.begin_snapshot):
         _lock_run(conn, run_id, exclusive=True)
         db.execute(conn, "tasks/clear_staged_visits", key)
         db.execute(conn, "tasks/create_staged_partition", key)
         row = db.fetch_one(conn, "tasks/stage_visits", params)
         assert row is not None
         result = StageResult(**{k: int(v) for k, v in row.items()})
+        freshness.record_fingerprints(conn, run_id, days if days is not None else days_between(range_start, range_end))
         db.execute(conn, "tasks/index_staged_visits", key)
         db.execute(conn, "tasks/analyze_staged_visits", key)
         ledger.mark_staged(conn, run_id, result.staged_rows)
@@ -108,12 +115,15 @@ class RunWindow(Protocol):
     def window_end(self) -> date: ...
 
 
-def plan_run(conn: Connection, run: RunWindow, sizing: Sizing) -> list[Chunk]:
+def plan_run(conn: Connection, run: RunWindow, sizing: Sizing,
+             selected: Sequence[date] | None = None) -> list[Chunk]:
     """Plan the chunks of a fresh run from its staged rows per day and record them with the sizing (commits).
-    A plan one execution cannot carry is refused (:class:`PermanentError`), naming the limit."""
+    ``selected``: only these days (a stale run). A plan one execution cannot carry is refused
+    (:class:`PermanentError`), naming the limit."""
     run_id = run.run_id
     loads = rows_by_day(conn, run_id, run.window_start, run.window_end)
-    chunks = plan_window(run.window_start, run.window_end, loads, sizing)
+    chunks = plan_window(run.window_start, run.window_end, loads, sizing,
+                         selected=set(selected) if selected is not None else None)
     try:
         check_budget(chunks)
     except PlanTooLarge as exc:
@@ -258,6 +268,7 @@ def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: d
                 before_commit(result)
             ledger.complete_chunk(conn, run_id, chunk_id, attempt, duration_ms=duration_ms, visits=result.visits,
                                   counts={f: getattr(result, f) for f in COUNT_FIELDS})
+            freshness.mark_computed(conn, run_id, chunk_id, chunk_start, chunk_end)
     except Exception as exc:  # every failure is recorded in the ledger, classified, and re-raised
         error = as_pipeline_error(exc)
         gave_up = final_attempt or isinstance(error, PermanentError)
@@ -375,7 +386,7 @@ def reconcile_run(conn: Connection, run_id: int, *, driver: str | None = None) -
         chunks = [c for c in ledger.list_chunks(conn, run_id) if c.live]
         failed = [c for c in chunks if not c.succeeded]
         problems = []
-        if not chunks:
+        if not chunks and not run.stale:  # a stale run with nothing stale has no chunks
             problems.append("no chunks were planned")
         if failed:
             names = ", ".join(f"{c.chunk_id} ({c.chunk_start}..{c.chunk_end}: {c.status}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -15,14 +15,17 @@ EARTH_RADIUS_MILES = 3958.8
 
 
 def _round(value: Decimal | float) -> float:
-    return float(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    # Decimal(float) is the float's exact binary value (Decimal(str(x)) would round it to its shortest repr first)
+    return float(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _reason(v: dict[str, Any]) -> str | None:
     start, end = v["start"], v["end"]
+    if None in (v["caregiver_id"], v["provider_id"], v["visit_date"], start, end):
+        return "INVALID_RECORD"
     if end <= start:
         return "NON_POSITIVE_DURATION"
-    if end - start > timedelta(hours=24):
+    if end == datetime.max or start == datetime.min or end - start > timedelta(hours=24):  # infinite ends
         return "DURATION_OVER_24H"
     if not (v["visit_date"] - timedelta(days=1) <= start.date() <= v["visit_date"] + timedelta(days=1)):
         return "START_OUTSIDE_VISIT_DATE"
@@ -82,7 +85,7 @@ def expected(visits: list[dict[str, Any]], start: date, end: date) -> tuple[dict
             continue
         reason = _reason(v)
         if reason:
-            if start <= v["visit_date"] <= end:
+            if v["visit_date"] is not None and start <= v["visit_date"] <= end:
                 rejected[v["visit_id"]] = reason
             continue
         by_caregiver[v["caregiver_id"]].append(v)

@@ -4,20 +4,25 @@
 -- to another date from one that no longer conflicts). Rejected: the ineligible, non-cancelled visits
 -- dated in the range, checked in the order the contract gives (a visit lacking a value the rules need first:
 -- INVALID_RECORD); stale rejections in the range are removed. Infinite timestamps follow the same rules.
+-- A stale run passes its owner days (days) and their partner days (stage_days): only those are read and synced.
 WITH wanted AS (
     SELECT v.*
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
+      AND (%(stage_days)s::date[] IS NULL OR v.visit_date = ANY(%(stage_days)s::date[]))
     UNION ALL
     SELECT v.*
     FROM analytics.visits v
     WHERE v.visit_id IN (
             SELECT m.visit_id FROM conflict.conflict_visit_maps m
             WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+              AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
             UNION
             SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
-            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s)
-      AND v.visit_date NOT BETWEEN %(range_start)s AND %(partner_end)s
+            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+              AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[])))
+      AND NOT (v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
+               AND (%(stage_days)s::date[] IS NULL OR v.visit_date = ANY(%(stage_days)s::date[])))
 ),
 effective AS (
     SELECT w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
@@ -57,6 +62,7 @@ rejected AS (
     SELECT c.visit_id, c.visit_date, c.reason
     FROM classified c
     WHERE c.reason IS NOT NULL AND c.visit_date BETWEEN %(range_start)s AND %(range_end)s
+      AND (%(days)s::date[] IS NULL OR c.visit_date = ANY(%(days)s::date[]))
 ),
 recorded AS (
     INSERT INTO conflict.rejected_visits AS r (visit_id, visit_date, reason, run_id)
@@ -69,11 +75,13 @@ recorded AS (
 cleared AS (
     DELETE FROM conflict.rejected_visits r
     WHERE r.visit_date BETWEEN %(range_start)s AND %(range_end)s
+      AND (%(days)s::date[] IS NULL OR r.visit_date = ANY(%(days)s::date[]))
       AND NOT EXISTS (SELECT 1 FROM rejected x WHERE x.visit_id = r.visit_id)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM staged) AS staged_rows,
-       (SELECT count(*) FROM staged WHERE visit_date BETWEEN %(range_start)s AND %(range_end)s) AS owner_rows,
+       (SELECT count(*) FROM staged WHERE visit_date BETWEEN %(range_start)s AND %(range_end)s
+           AND (%(days)s::date[] IS NULL OR visit_date = ANY(%(days)s::date[]))) AS owner_rows,
        (SELECT count(*) FROM rejected) AS rejected_rows,
        (SELECT count(*) FROM rejected WHERE reason = 'INVALID_RECORD') AS invalid_rows,
        (SELECT count(*) FROM recorded) AS rejections_written,

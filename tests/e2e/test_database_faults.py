@@ -295,7 +295,7 @@ def test_after_sigkill_the_same_run_command_succeeds_at_once(drill: Drill) -> No
 def test_two_simultaneous_redrives_one_drives_the_other_is_refused(drill: Drill) -> None:
     for round_ in range(3):
         failed = drill.cli("run", "--local", *WINDOW, "--json",
-                           env={"ETL_FAULT_CHUNKS": "2026-10-03", "ETL_MAX_RECEIVE_COUNT": "2"})
+                           env={"ETL_FAULT_CHUNKS": "2026-10-03", "ETL_MAX_RECEIVE_COUNT": "1"})
         code, summary, err = finish(failed)
         assert code == 1 and summary is not None, err
         run_id = summary["run_id"]

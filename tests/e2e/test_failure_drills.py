@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 
@@ -112,28 +113,55 @@ def test_poison_chunk_fails_at_once_without_retries_and_lands_in_the_dlq(conn, e
     assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
 
 
-def test_lost_message_times_out_the_map_item_and_redrive_re_enqueues_it(conn, etl, population, database_url,
-                                                                        tmp_path, monkeypatch):
-    # given an execution whose chunk message is lost before any worker sees it (a purge, an expired DLQ)
+def _purge_while(sqs, queue_url, running, lost):
+    """Lose every message sent to the queue (a purge, an expired DLQ) while ``running()``; count them."""
+    while running():
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            lost.append(time.monotonic())
+        time.sleep(0.05)
+
+
+def test_a_lost_message_is_sent_again_when_its_map_item_times_out(conn, population, database_url, tmp_path,
+                                                                  monkeypatch):
+    # given an execution whose first chunk message is lost before any worker sees it
+    monkeypatch.setenv("ETL_CHUNK_TIMEOUT_S", "2")
+    with LocalCloud(database_url, options=LocalOptions(max_concurrency=1), state_dir=tmp_path,
+                    env={"ETL_CHUNK_TIMEOUT_S": "2"}) as cloud:
+        arn = cloud.start_execution("lost-once", {"start_date": START, "end_date": END, "chunk_days": 6,
+                                                  "max_concurrency": 1})
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        lost: list[float] = []
+        _purge_while(sqs, cloud.queue_url, lambda: not lost, lost)
+        cloud.start_workers()
+        described = cloud.wait(arn)
+    # then the Map item times out, is retried like any transient failure (the chunk is sent again), and the run
+    # succeeds by itself
+    assert described["status"] == "SUCCEEDED"
+    assert oracle.actual(conn, date(2026, 10, 1), date(2026, 10, 6)) == population
+
+
+def test_messages_lost_past_every_retry_fail_the_run_and_redrive_re_enqueues_it(conn, etl, population, database_url,
+                                                                               tmp_path, monkeypatch):
+    # given an execution every one of whose chunk messages is lost (the item's retries included)
     monkeypatch.setenv("ETL_CHUNK_TIMEOUT_S", "2")
     with LocalCloud(database_url, options=LocalOptions(max_concurrency=1), state_dir=tmp_path,
                     env={"ETL_CHUNK_TIMEOUT_S": "2"}) as cloud:
         arn = cloud.start_execution("lost-message", {"start_date": START, "end_date": END, "chunk_days": 6,
                                                      "max_concurrency": 1})
         sqs = boto3.client("sqs", region_name="us-east-1")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            attributes = sqs.get_queue_attributes(QueueUrl=cloud.queue_url,
-                                                  AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-            if int(attributes["ApproximateNumberOfMessages"]):
-                break
-            time.sleep(0.05)
-        sqs.purge_queue(QueueUrl=cloud.queue_url)
-        cloud.start_workers()
-        described = cloud.wait(arn)
-    # then the Map item gives up after its timeout and the run fails naming the chunk that never ran
+        lost: list[float] = []
+        running = {"yes": True}
+        purger = threading.Thread(target=_purge_while, args=(sqs, cloud.queue_url, lambda: running["yes"], lost))
+        purger.start()
+        try:
+            described = cloud.wait(arn)
+        finally:
+            running["yes"] = False
+            purger.join(10)
+    # then the Map item gives up after its retries and the run fails naming the chunk that never ran
     assert described["status"] == "FAILED" and described["error"] == "RunFailed"
-    assert "2026-10-01..2026-10-06: PENDING" in described["cause"]
+    assert "2026-10-01..2026-10-06" in described["cause"] and len(lost) == 3  # sent, then retried twice
     run = ledger.list_runs(conn)[0]
     conn.rollback()
     assert run["execution_name"] == "lost-message"

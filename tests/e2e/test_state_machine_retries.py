@@ -65,3 +65,59 @@ def test_permanent_error_in_a_step_fails_the_run_naming_the_step(conn, database_
         cur.execute("SELECT count(*) FROM etl.staged_visits")
         assert cur.fetchone()[0] == 0  # staging cleared
     conn.rollback()
+
+
+def test_every_step_retries_transient_errors_and_lambda_timeouts_with_backoff():
+    import json
+
+    from chunking.emulator import ASL_PATH
+
+    states = json.loads(ASL_PATH.read_text())["States"]
+    for name in ("ValidateConfig", "StageVisits", "PlanChunks", "ReconcileRun", "AbortRun"):
+        [retry] = states[name]["Retry"]
+        assert {"TransientError", "Sandbox.Timedout", "Lambda.Unknown"} <= set(retry["ErrorEquals"]), name
+        assert retry["BackoffRate"] > 1 and retry["JitterStrategy"] == "FULL" and retry["MaxAttempts"] >= 6, name
+    chunk = states["FanOut"]["ItemProcessor"]["States"]["ProcessChunk"]
+    assert chunk["HeartbeatSecondsPath"] == "$.heartbeat_seconds"
+    assert any({"States.HeartbeatTimeout", "States.Timeout"} <= set(r["ErrorEquals"]) for r in chunk["Retry"])
+
+
+def test_a_chunk_whose_worker_died_is_found_by_its_heartbeat_and_sent_again(conn, database_url, tmp_path,
+                                                                           monkeypatch):
+    import boto3
+
+    # given heartbeats every second and backoff of at most a second: a Map item hears from its chunk every few s
+    monkeypatch.setenv("ETL_HEARTBEAT_INTERVAL_S", "1")
+    monkeypatch.setenv("ETL_RETRY_MAX_MS", "1000")
+    seed.seed_visits(conn, visits=300, start=date(2026, 10, 1), days=2, seed=43)
+    with LocalCloud(database_url, options=LocalOptions(max_concurrency=1, retry_max_ms=1000),
+                    state_dir=tmp_path, env={"ETL_HEARTBEAT_INTERVAL_S": "1", "ETL_RETRY_MAX_MS": "1000"}) as cloud:
+        arn = cloud.start_execution("heartbeat", {"start_date": "2026-10-01", "end_date": "2026-10-02",
+                                                  "chunk_days": 2, "max_chunk_rows": 1_000_000})
+        # when the first delivery is taken by a worker that dies at once (received, never answered or deleted)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        taken: list[dict] = []
+        for _ in range(200):
+            taken = sqs.receive_message(QueueUrl=cloud.queue_url, WaitTimeSeconds=0).get("Messages", [])
+            if taken:
+                break
+            import time
+
+            time.sleep(0.05)
+        assert taken, "the chunk was never sent"
+        cloud.start_workers()
+        described = cloud.wait(arn)
+        timeouts = [e for e in cloud.history(arn) if e["type"] == "TaskTimedOut"]
+    # then the Map item times out on its heartbeat, well before the chunk's whole timeout, sends the chunk again,
+    # and the run succeeds
+    assert described["status"] == "SUCCEEDED"
+    assert (described["stopDate"] - described["startDate"]).total_seconds() < 60  # the chunk timeout is ~31 min
+    assert len(timeouts) == 1 and "Timeout" in json_dumps(timeouts[0])  # moto names it States.Timeout
+    run = ledger.list_runs(conn)[0]
+    assert run["status"] == "SUCCEEDED"
+
+
+def json_dumps(value):
+    import json
+
+    return json.dumps(value, default=str)

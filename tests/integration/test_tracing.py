@@ -75,7 +75,9 @@ def test_each_sql_statement_is_a_subsegment_in_lambda(conn, monkeypatch):
     finally:
         xray_recorder.configure(emitter=previous)
         aws_xray_sdk.global_sdk_config.set_sdk_enabled(was_enabled)
-    assert names[:2] == ["sql ledger/lock_run_exclusive", "sql tasks/clear_staged_visits"]
+    assert names[:3] == ["sql freshness/begin_snapshot", "sql ledger/lock_run_exclusive",
+                         "sql tasks/clear_staged_visits"]
+    assert "sql freshness/record_fingerprints" in names
     assert "sql tasks/stage_visits" in names and "sql tasks/analyze_staged_visits" in names
     assert statements[names.index("sql tasks/stage_visits")] == "tasks/stage_visits"
     assert emitter.sent and emitter.sent[-1].name == "StageVisits"

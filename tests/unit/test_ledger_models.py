@@ -14,7 +14,7 @@ RUN_ROW = {
     "max_chunk_rows": None, "max_concurrency": 2, "redrives": 0, "created_at": datetime(2026, 10, 4, tzinfo=UTC),
     "staged_at": None, "finished_at": None, "heartbeat_at": datetime(2026, 10, 4, tzinfo=UTC), "staged_rows": 10,
     "rejected_rows": 1, "invalid_rows": 0, "chunks_planned": 1, "visits": 9, "inserted": 3, "updated": None,
-    "resolved": 0, "reopened": 0, "unchanged": 0, "sizing": None, "error": "stopped by SIGTERM",
+    "resolved": 0, "reopened": 0, "unchanged": 0, "sizing": None, "error": "stopped by SIGTERM", "stale": False,
     "chunks_abandoned": 2,
 }
 

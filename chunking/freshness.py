@@ -1,0 +1,194 @@
+"""Change-aware runs: per-day fingerprints of the source, which days are stale, and what a stale run takes.
+
+Every staging records, in the snapshot it stages from, a fingerprint of each day of ``analytics.visits`` it reads
+(row count and sum of 64-bit row hashes, cancelled visits included). A chunk that commits marks its days computed
+from that staging (``etl.day_state``). A day is STALE when a day its result depends on has another fingerprint
+now than in that snapshot; the dependency argument is in docs/freshness.md. Everything is set-based SQL in
+``sql/freshness/``."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import psycopg2.errors
+import psycopg2.extensions
+
+from chunking import db, ledger, tasks
+from chunking.db import Connection
+from chunking.errors import TransientError
+from chunking.planner import Chunk, Sizing, days_between, plan_window
+
+State = Literal["FRESH", "STALE", "NEVER"]
+Reason = Literal["CHANGED", "DEPENDENT", "NEVER"]
+SYMBOLS = {"FRESH": ".", "STALE": "S", "NEVER": "-"}
+SNAPSHOT_ATTEMPTS = 5
+SERIALIZATION_FAILURE = "40001"
+T = TypeVar("T")
+Day = date  # the field below is named ``date``, as in the JSON
+
+
+@dataclasses.dataclass(frozen=True)
+class DayFreshness:
+    date: Day
+    state: State
+    run_id: int | None  # the run that last computed the day
+    computed_at: datetime | None
+    reason: Reason | None = None  # why a day is not FRESH: its own source changed, a day it depends on, never run
+    cause_day: Day | None = None  # the first day it depends on whose source changed
+
+    def as_json(self) -> dict[str, Any]:
+        return {"date": self.date.isoformat(), "state": self.state, "run_id": self.run_id,
+                "computed_at": self.computed_at.isoformat() if self.computed_at else None,
+                "reason": self.reason, "cause_day": self.cause_day.isoformat() if self.cause_day else None}
+
+    def why(self) -> str:
+        if self.reason == "NEVER":
+            return "never computed"
+        if self.reason == "CHANGED":
+            return "its visits changed"
+        if self.cause_day is None:
+            return "a visit of one of its conflicts was deleted"
+        return f"depends on {self.cause_day}, whose visits changed"
+
+
+# --- recording (staging and chunks) -----------------------------------------------------------------------
+
+def staging_days(days: Iterable[date]) -> list[date]:
+    """The days a staging for these owner days reads: each day and its partner days (tasks.PARTNER_DAYS)."""
+    return sorted({d + timedelta(days=k) for d in days for k in range(tasks.PARTNER_DAYS + 1)})
+
+
+def begin_snapshot(conn: Connection) -> None:
+    """Make the transaction about to begin REPEATABLE READ (staged rows and fingerprints share its snapshot).
+    Must come first: an open transaction is ended (rolled back) before, as nothing may precede it."""
+    if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        conn.rollback()
+    db.execute(conn, "freshness/begin_snapshot")
+
+
+def in_snapshot(work: Callable[[], T]) -> T:
+    """Run a unit of work whose transaction is REPEATABLE READ (staging), again when it fails with a serialization
+    error: a heartbeat that updates the run row between the snapshot and the row lock makes the lock fail (SQLSTATE
+    40001) rather than wait. After the last attempt, a :class:`TransientError` (then the step's Retry)."""
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        try:
+            return work()
+        except TransientError as exc:
+            if exc.code != SERIALIZATION_FAILURE:
+                raise
+            if attempt == SNAPSHOT_ATTEMPTS:
+                raise TransientError(f"staging lost {attempt} snapshots to concurrent updates of the run row: "
+                                     f"{exc}", code=exc.code) from exc
+            time.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
+
+
+def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date]) -> None:
+    """Inside the staging transaction: record the fingerprints, in its snapshot, of every day it reads for
+    these owner days (their partner days, and where the visits of their ACTIVE conflicts lie). Commits nothing.
+    JIT off for the rest of the transaction: it compiled this statement for 0.2 s, more than it then ran (1M visits)."""
+    db.set_local(conn, jit="off")
+    db.execute(conn, "freshness/record_fingerprints",
+               {"run_id": run_id, "days": list(days), "stage_days": staging_days(days),
+                "partner_days": tasks.PARTNER_DAYS})
+
+
+def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> None:
+    """Inside a chunk's transaction: its days are now computed from the run's current staging. Commits nothing."""
+    db.execute(conn, "freshness/mark_days_computed",
+               {"run_id": run_id, "chunk_id": chunk_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
+
+
+# --- asking -------------------------------------------------------------------------------------------------
+
+def day_states(conn: Connection, start: date, end: date) -> list[DayFreshness]:
+    """FRESH, STALE or NEVER for every day of ``[start, end]``, with the run that last computed it (read-only)."""
+    rows = db.fetch_all(conn, "freshness/day_states",
+                        {"range_start": start, "range_end": end, "partner_days": tasks.PARTNER_DAYS})
+    conn.rollback()
+    return [DayFreshness(r["day"], r["state"], r["run_id"], r["computed_at"], r["reason"], r["cause_day"])
+            for r in rows]
+
+
+def as_json(days: Sequence[DayFreshness]) -> dict[str, Any]:
+    """``{"days": [{"date", "state", "run_id", "computed_at", "reason", "cause_day"}, ...]}``."""
+    return {"days": [d.as_json() for d in days]}
+
+
+def calendar(days: Sequence[DayFreshness], *, max_listed: int = 20) -> str:
+    """A compact calendar, one line per week (``.`` FRESH, ``S`` STALE, ``-`` NEVER), then the days not FRESH."""
+    if not days:
+        return "no days"
+    counts = Counter(d.state for d in days)
+    lines = [f"freshness {days[0].date}..{days[-1].date}: " + ", ".join(
+        f"{counts[s]} {s}" for s in ("FRESH", "STALE", "NEVER") if counts[s]),
+        "  (. fresh, S stale, - never computed)", "", "week of      Mo Tu We Th Fr Sa Su"]
+    by_day = {d.date: d for d in days}
+    monday = days[0].date - timedelta(days=days[0].date.weekday())
+    while monday <= days[-1].date:
+        cells = [SYMBOLS[by_day[monday + timedelta(days=i)].state] if monday + timedelta(days=i) in by_day else " "
+                 for i in range(7)]
+        lines.append(f"{monday}   " + "  ".join(cells))
+        monday += timedelta(days=7)
+    behind = [d for d in days if d.state != "FRESH"]
+    if behind:
+        lines += ["", f"{len(behind)} day(s) a stale run would recompute:"]
+        lines += [f"  {d.date}  {d.state:<5}  {d.why()}" + (f" (last computed by run {d.run_id})" if d.run_id else "")
+                  for d in behind[:max_listed]]
+        if len(behind) > max_listed:
+            lines.append(f"  ... and {len(behind) - max_listed} more (--json lists every day)")
+    return "\n".join(lines)
+
+
+# --- stale runs ---------------------------------------------------------------------------------------------
+
+def select_stale_days(conn: Connection, run_id: int, start: date, end: date) -> list[DayFreshness]:
+    """ValidateConfig of a stale run: the STALE and NEVER days of the range, recorded with their reasons, and the
+    run marked stale (commits). A retried ValidateConfig finds the run marked and keeps its first selection."""
+    selected = [d for d in day_states(conn, start, end) if d.state != "FRESH"]
+    with db.transaction(conn):
+        if db.fetch_one(conn, "freshness/mark_run_stale", {"run_id": run_id}) is None:
+            conn.rollback()
+            return [d for d in day_states(conn, start, end) if d.date in set(selected_days(conn, run_id))]
+        db.execute(conn, "freshness/record_run_days", {
+            "run_id": run_id, "days": [d.date for d in selected], "reasons": [d.reason for d in selected],
+            "cause_days": [d.cause_day for d in selected], "previous_run_ids": [d.run_id for d in selected]})
+    return selected
+
+
+def run_days(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """The days a stale run selected: ``day``, ``reason``, ``cause_day``, ``previous_run_id`` (read-only)."""
+    rows = db.fetch_all(conn, "freshness/list_run_days", {"run_id": run_id})
+    conn.rollback()
+    return rows
+
+
+def selected_days(conn: Connection, run_id: int) -> list[date]:
+    return [r["day"] for r in run_days(conn, run_id)]
+
+
+def stage_selection(conn: Connection, run_id: int, *, redrive: bool, chunk_ids: Sequence[int] | None) -> list[date]:
+    """The owner days a stale run's staging covers: its selected days, or for a redrive the days of the chunks
+    it re-processes (so only the recomputed days' rejections are synced)."""
+    if not redrive:
+        return selected_days(conn, run_id)
+    pending = ledger.unfinished_chunks(conn, run_id)
+    conn.rollback()
+    if chunk_ids:
+        pending = [c for c in pending if c["chunk_id"] in set(chunk_ids)]
+    return sorted({d for c in pending for d in days_between(c["chunk_start"], c["chunk_end"])})
+
+
+def stale_plan(conn: Connection, start: date, end: date, sizing: Sizing) -> tuple[list[DayFreshness], list[Chunk]]:
+    """What a stale run over the range would take now (read-only, for the plan preview): the days not FRESH, with
+    why, and their chunks, planned from the non-cancelled visits per day as the plan preview estimates loads."""
+    selected = [d for d in day_states(conn, start, end) if d.state != "FRESH"]
+    rows = db.fetch_all(conn, "tasks/count_visits_by_day", {"window_start": start, "window_end": end})
+    conn.rollback()
+    loads = {r["visit_date"]: int(r["rows"]) for r in rows}
+    return selected, plan_window(start, end, loads, sizing, selected={d.date for d in selected})

@@ -1,0 +1,10 @@
+-- A chunk commits: its days are now computed from the run's current staging (in the chunk's own transaction,
+-- so a day counts as computed exactly when its conflicts were written).
+INSERT INTO etl.day_state (day, run_id, chunk_id, stage_no, computed_at)
+SELECT d::date, r.run_id, %(chunk_id)s, r.redrives, now()
+FROM etl.runs r
+CROSS JOIN generate_series(%(chunk_start)s::date, %(chunk_end)s::date, interval '1 day') AS d
+WHERE r.run_id = %(run_id)s
+ON CONFLICT (day) DO UPDATE
+    SET run_id = EXCLUDED.run_id, chunk_id = EXCLUDED.chunk_id, stage_no = EXCLUDED.stage_no,
+        computed_at = EXCLUDED.computed_at;

@@ -1,0 +1,76 @@
+"""Stale runs and freshness through the CLI: the real state-machine definition in the local emulator, on a real
+PostgreSQL, judged by the oracle."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from chunking import seed
+from tests import oracle
+from tests.factories import rejected
+
+pytestmark = pytest.mark.e2e
+
+START, END = date(2026, 10, 1), date(2026, 10, 20)
+WINDOW = ("--start", START.isoformat(), "--end", END.isoformat())
+CHUNKS = ("--chunk-days", "3", "--max-chunk-rows", "1000000")
+
+
+def _writes(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), max(updated_at), max(last_changed_run_id) FROM conflict.conflict_visit_maps")
+        row = cur.fetchone()
+    conn.rollback()
+    return row
+
+
+def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(conn, etl):
+    # given a full run over twenty days
+    seed.seed_visits(conn, visits=2_000, start=START, days=25, seed=41, caregiver_count=40)
+    full = etl("run", "--local", *WINDOW, *CHUNKS, "--json")
+    assert full.code == 0, full.err
+    # when a visit on the 10th day is cancelled and a stale run covers the window
+    edited = START + timedelta(days=9)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = "
+                    "(SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s)", (edited,))
+    conn.commit()
+    shown = etl("freshness", *WINDOW, "--json")
+    assert shown.code == 0, shown.err
+    stale = [d["date"] for d in shown.json["days"] if d["state"] == "STALE"]
+    assert stale == [(edited - timedelta(days=k)).isoformat() for k in range(4, -1, -1)]
+    assert {d["run_id"] for d in shown.json["days"]} == {full.json["run_id"]}
+    run = etl("run", "--local", "--stale", *WINDOW, *CHUNKS, "--json")
+    # then it recomputed exactly those five days, in contiguous chunks, and the output is the oracle's
+    assert run.code == 0, run.err
+    summary = run.json
+    assert (summary["status"], summary["chunks"], summary["days"]) == ("SUCCEEDED", 2, 5)
+    assert 0 < summary["visits"] < full.json["visits"] / 3
+    want, want_rejected = oracle.expected(oracle.load_visits(conn), START, END)
+    assert oracle.actual(conn, START, END) == want
+    assert {k: v for k, v in rejected(conn).items() if k in want_rejected} == want_rejected
+    # and every day is fresh again; a stale rerun plans nothing and writes nothing
+    assert {d["state"] for d in etl("freshness", *WINDOW, "--json").json["days"]} == {"FRESH"}
+    before = _writes(conn)
+    again = etl("run", "--local", "--stale", *WINDOW, "--json")
+    assert again.code == 0, again.err
+    assert (again.json["status"], again.json["chunks"], again.json["days"], again.json["visits"]) == \
+        ("SUCCEEDED", 0, 0, 0)
+    assert _writes(conn) == before
+
+
+def test_freshness_prints_a_calendar_and_never_computed_days(conn, etl):
+    seed.seed_visits(conn, visits=500, start=START, days=10, seed=42)
+    assert etl("run", "--local", "--start", "2026-10-01", "--end", "2026-10-05", "--json").code == 0
+    shown = etl("freshness", "--start", "2026-09-28", "--end", "2026-10-08")
+    assert shown.code == 0, shown.err
+    assert "freshness 2026-09-28..2026-10-08: 5 FRESH, 6 NEVER" in shown.out
+    assert "2026-09-28   -  -  -  .  .  .  ." in shown.out  # the week of Monday 28 September
+    assert "2026-10-08  NEVER  never computed" in shown.out
+
+
+def test_freshness_refuses_half_a_range(etl):
+    result = etl("freshness", "--start", "2026-10-01")
+    assert result.code == 2 and "give both --start and --end" in result.err

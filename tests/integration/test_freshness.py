@@ -1,0 +1,609 @@
+"""Change-aware runs on a real PostgreSQL: per-day fingerprints, which days are stale, and stale runs judged against
+full runs over the same range (on a twin database given the same edits) and against the oracle."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+from psycopg2 import sql
+
+from chunking import db, freshness, ledger, pipeline, seed, tasks
+from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_sizing, plan_window
+from chunking.settings import Settings
+from tests import oracle
+from tests.conftest import TABLES
+from tests.factories import insert, visit
+
+SETTINGS = Settings(chunk_queue_url="local://chunks")
+POPULATION_START = date(2026, 9, 1)
+POPULATION_DAYS = 70
+RANGE_START, RANGE_END = date(2026, 9, 6), date(2026, 11, 4)  # 60 days, population on both sides
+_names = itertools.count(1)
+
+
+def drive(conn: psycopg2.extensions.connection, start: date | None = None, end: date | None = None, *,
+          stale: bool = False, chunk_days: int = 3, after: Callable[[str], None] | None = None,
+          fault_days: frozenset[date] = frozenset()) -> dict[str, Any]:
+    """One execution through the pipeline's own steps (ValidateConfig, StageVisits, PlanChunks, every chunk,
+    ReconcileRun), as the state machine calls them; ``after(step)`` runs between steps. Returns the run and its
+    plan's count."""
+    request: dict[str, Any] = {"trigger": "test", "chunk_days": chunk_days, "max_chunk_rows": 10**9, "stale": stale}
+    if start and end:
+        request.update(start_date=start.isoformat(), end_date=end.isoformat())
+    run = pipeline.validate_config({"request": request, "execution_name": f"fresh-{next(_names)}",
+                                    "execution_start": "2026-11-05T06:00:00Z"}, conn, SETTINGS)
+    return _finish(conn, {"run": run}, after, fault_days)
+
+
+def redrive(conn: psycopg2.extensions.connection, run_id: int) -> dict[str, Any]:
+    run = pipeline.validate_config({"request": {"trigger": "redrive", "redrive_run_id": run_id},
+                                    "execution_name": f"redrive-{next(_names)}"}, conn, SETTINGS)
+    return _finish(conn, {"run": run}, None, frozenset())
+
+
+def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: Callable[[str], None] | None,
+            fault_days: frozenset[date]) -> dict[str, Any]:
+    run_id = event["run"]["run_id"]
+    if after:
+        after("validated")
+    pipeline.stage(event, conn)
+    if after:
+        after("staged")
+    plan = pipeline.plan(event, conn, SETTINGS)
+    for item in plan["chunks"]:
+        start, end = date.fromisoformat(item["chunk_start"]), date.fromisoformat(item["chunk_end"])
+        try:
+            tasks.apply_chunk(conn, run_id=run_id, chunk_id=item["chunk_id"], chunk_start=start, chunk_end=end,
+                              worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000, final_attempt=True,
+                              fault=start in fault_days)
+        except tasks.TransientError:
+            assert start in fault_days
+    outcome = pipeline.reconcile(event, conn)
+    run = ledger.get_run(conn, run_id)
+    conn.rollback()
+    return {**run, "planned": plan["count"], "outcome": outcome, "chunk_ranges": [
+        (date.fromisoformat(c["chunk_start"]), date.fromisoformat(c["chunk_end"])) for c in plan["chunks"]]}
+
+
+def states(conn: psycopg2.extensions.connection, start: date = RANGE_START, end: date = RANGE_END) -> dict[date, str]:
+    return {d.date: d.state for d in freshness.day_states(conn, start, end)}
+
+
+def table(conn: psycopg2.extensions.connection) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """The whole conflict map without what legitimately differs between databases (run ids, times)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT visit_id, conflict_visit_id, caregiver_id, conflict_date, conflict_type, overlap_minutes, "
+                    "gap_minutes, distance_miles, status FROM conflict.conflict_visit_maps")
+        rows = {(r[0], r[1]): tuple(r[2:]) for r in cur.fetchall()}
+    conn.rollback()
+    return rows
+
+
+def rejections(conn: psycopg2.extensions.connection) -> dict[int, tuple[date, str]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT visit_id, visit_date, reason FROM conflict.rejected_visits")
+        rows = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+    conn.rollback()
+    return rows
+
+
+def writes(conn: psycopg2.extensions.connection) -> tuple[Any, ...]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), max(updated_at), max(last_changed_run_id) FROM conflict.conflict_visit_maps")
+        row = cur.fetchone()
+        cur.execute("SELECT count(*), max(run_id) FROM conflict.rejected_visits")
+        row2 = cur.fetchone()
+    conn.rollback()
+    assert row is not None and row2 is not None
+    return (*row, *row2)
+
+
+def assert_matches_oracle(conn: psycopg2.extensions.connection, start: date, end: date) -> None:
+    """The ACTIVE conflicts dated in the range are the oracle's, except pairs whose conflict date moved out of the
+    range (a run over the range leaves those ACTIVE on their old date, as the contract's 'outside the window is not
+    touched' requires); the rejections in the range are the oracle's."""
+    visits = oracle.load_visits(conn)
+    want, want_rejected = oracle.expected(visits, start, end)
+    anywhere, _ = oracle.expected(visits, date(2000, 1, 1), date(2100, 1, 1))
+    got = oracle.actual(conn, start, end)
+    moved_out = {k for k in got.keys() - want.keys() if k in anywhere and not start <= anywhere[k][1] <= end}
+    assert {k: v for k, v in got.items() if k not in moved_out} == want
+    assert {k: r for k, (d, r) in rejections(conn).items() if start <= d <= end} == want_rejected
+
+
+# --- edits --------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Edit:
+    kind: str
+    statement: str
+    params: tuple[Any, ...]
+    days: set[date]  # the days whose rows it changes (old and new date)
+    visit_id: int
+
+
+def load(conn: psycopg2.extensions.connection) -> dict[int, dict[str, Any]]:
+    return {v["visit_id"]: v for v in oracle.load_visits(conn)}
+
+
+def random_edit(rng: random.Random, visits: dict[int, dict[str, Any]], used: set[int], next_id: int,
+                hot: frozenset[int] = frozenset()) -> Edit:
+    """One random edit anywhere in the population (never twice to the same visit in one step, never a no-op),
+    more often than not to a visit of a conflict (``hot``) when there are some."""
+    kind = rng.choice(["cancel", "uncancel", "delete", "insert", "move_in", "move_out", "move_date_only", "caregiver",
+                       "provider", "times", "clock", "coords"])
+    candidates = [v for v in visits.values() if v["visit_id"] not in used]
+    if hot and rng.random() < 0.6 and any(v["visit_id"] in hot for v in candidates):
+        candidates = [v for v in candidates if v["visit_id"] in hot]
+    if kind == "uncancel":
+        cancelled = [v for v in candidates if v["status"] == "CANCELLED"]
+        candidates, kind = (cancelled, kind) if cancelled else (candidates, "cancel")
+    if kind == "cancel":
+        candidates = [v for v in candidates if v["status"] != "CANCELLED"]
+    v = rng.choice(candidates)
+    if kind in ("move_in", "move_out", "move_date_only"):
+        return _move(rng, kind, v)
+    return _change(rng, kind, v, visits, next_id)
+
+
+UPDATE = "UPDATE analytics.visits SET {} WHERE visit_id = %s"
+
+
+def _move(rng: random.Random, kind: str, v: dict[str, Any]) -> Edit:
+    """A visit to another date: with its times (a rescheduled visit), or its date alone (then often ineligible)."""
+    vid, day = v["visit_id"], v["visit_date"]
+    if kind == "move_out":  # to a date outside the range, before or after it
+        target = rng.choice([RANGE_START - timedelta(days=rng.randint(1, 4)),
+                             RANGE_END + timedelta(days=rng.randint(1, 4))])
+    else:
+        target = day + timedelta(days=rng.choice([-3, -2, -1, 1, 2, 3]))
+    shift = timedelta(0) if kind == "move_date_only" else target - day
+    return Edit(kind, UPDATE.format("visit_date = %s, scheduled_start = scheduled_start + %s, "
+                                    "scheduled_end = scheduled_end + %s, clock_in = clock_in + %s, "
+                                    "clock_out = clock_out + %s"),
+                (target, shift, shift, shift, shift, vid), {day, target}, vid)
+
+
+def _change(rng: random.Random, kind: str, v: dict[str, Any], visits: dict[int, dict[str, Any]],
+            next_id: int) -> Edit:
+    vid, day = v["visit_id"], v["visit_date"]
+    update = UPDATE
+    if kind == "cancel":
+        return Edit(kind, update.format("status = 'CANCELLED'"), (vid,), {day}, vid)
+    if kind == "uncancel":
+        return Edit(kind, update.format("status = 'COMPLETED'"), (vid,), {day}, vid)
+    if kind == "delete":
+        return Edit(kind, "DELETE FROM analytics.visits WHERE visit_id = %s", (vid,), {day}, vid)
+    if kind == "insert":  # a second visit of the same caregiver, at another agency, overlapping or close by
+        shift = timedelta(minutes=rng.randint(-90, 90))
+        return Edit(kind, "INSERT INTO analytics.visits (visit_id, caregiver_id, provider_id, patient_id, visit_date, "
+                    "scheduled_start, scheduled_end, clock_in, clock_out, clock_in_lat, clock_in_lon, status) "
+                    "SELECT %s, caregiver_id, provider_id + 1, patient_id, visit_date, scheduled_start + %s, "
+                    "scheduled_end + %s, clock_in + %s, clock_out + %s, clock_in_lat + 0.05, clock_in_lon, "
+                    "'COMPLETED' FROM analytics.visits WHERE visit_id = %s",
+                    (next_id, shift, shift, shift, shift, vid), {day}, next_id)
+    if kind == "caregiver":
+        other = rng.choice([c for c in {x["caregiver_id"] for x in visits.values()} if c != v["caregiver_id"]])
+        return Edit(kind, update.format("caregiver_id = %s"), (other, vid), {day}, vid)
+    if kind == "provider":
+        return Edit(kind, update.format("provider_id = provider_id + 1"), (vid,), {day}, vid)
+    if kind == "times":
+        shift = timedelta(minutes=rng.choice([-120, -45, -10, 10, 45, 120]))
+        return Edit(kind, update.format("scheduled_start = scheduled_start + %s, scheduled_end = scheduled_end + %s"),
+                    (shift, shift, vid), {day}, vid)
+    if kind == "clock":
+        late = timedelta(minutes=rng.choice([15, 60, 300]))
+        return Edit(kind, update.format("clock_in = coalesce(clock_in, scheduled_start), "
+                                        "clock_out = coalesce(clock_out, scheduled_end) + %s"), (late, vid), {day}, vid)
+    if v["clock_in_lat"] is None:
+        return Edit(kind, update.format("clock_in_lat = 40.7, clock_in_lon = -74.0"), (vid,), {day}, vid)
+    return Edit(kind, update.format("clock_in_lat = clock_in_lat + %s, clock_in_lon = clock_in_lon - %s"),
+                (rng.uniform(0.01, 0.5), rng.uniform(0.01, 0.5), vid), {day}, vid)
+
+
+def apply(edit: Edit, *conns: psycopg2.extensions.connection) -> None:
+    for c in conns:
+        with c.cursor() as cur:
+            cur.execute(edit.statement, edit.params)
+        c.commit()
+
+
+def derived_stale(conn: psycopg2.extensions.connection, changed: set[date], start: date, end: date) -> set[date]:
+    """The derivation of docs/freshness.md, restated: day d is stale when a day d .. d + PARTNER_DAYS changed, or
+    a visit of one of its ACTIVE conflicts was deleted or now lies on a changed day."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT m.conflict_date, v.visit_date FROM conflict.conflict_visit_maps m "
+                    "CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) p (visit_id) "
+                    "LEFT JOIN analytics.visits v ON v.visit_id = p.visit_id WHERE m.status = 'ACTIVE'")
+        rows = cur.fetchall()
+    conn.rollback()
+    stale = {d for d in days_between(start, end)
+             if any(d + timedelta(days=k) in changed for k in range(tasks.PARTNER_DAYS + 1))}
+    stale |= {c for c, lies in rows if start <= c <= end and (lies is None or lies in changed)}
+    return stale
+
+
+# --- fixtures -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def twin_url(server_url: str) -> Iterator[str]:
+    """A second pipeline database: it gets the same edits and a full run over the range after each."""
+    name = f"etl_twin_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(server_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg2.extensions.make_dsn(server_url, dbname=name)
+    conn = psycopg2.connect(url)
+    db.migrate(conn)
+    conn.close()
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+@pytest.fixture
+def twin(twin_url: str) -> Iterator[psycopg2.extensions.connection]:
+    connection = psycopg2.connect(twin_url)
+    with connection.cursor() as cur:
+        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+            sql.SQL(", ").join(sql.SQL(t) for t in TABLES)))
+    connection.commit()
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def other(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """Another session on the pipeline's database: upstream editing visits while a run is in flight."""
+    connection = psycopg2.connect(database_url)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def populate(*conns: psycopg2.extensions.connection, seed_value: int, visits: int = 1_500) -> None:
+    for c in conns:
+        seed.seed_visits(c, visits=visits, start=POPULATION_START, days=POPULATION_DAYS, seed=seed_value,
+                         caregiver_count=15)
+
+
+# --- tests --------------------------------------------------------------------------------------------------
+
+def test_after_a_full_run_every_day_of_it_is_fresh_and_the_others_never_computed(conn):
+    populate(conn, seed_value=3, visits=600)
+    assert set(states(conn).values()) == {"NEVER"}
+    run = drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    outside = RANGE_END + timedelta(days=1)
+    days = {d.date: d for d in freshness.day_states(conn, RANGE_START, outside)}
+    assert {d: s.state for d, s in days.items() if d <= RANGE_END} == dict.fromkeys(days_between(RANGE_START,
+                                                                                                   RANGE_END), "FRESH")
+    assert days[outside].state == "NEVER" and days[outside].run_id is None
+    assert {s.run_id for d, s in days.items() if d <= RANGE_END} == {run["run_id"]}
+
+
+@pytest.mark.parametrize("kind", ["cancel", "uncancel", "delete", "insert", "move_in", "move_out", "move_date_only",
+                                  "caregiver", "provider", "times", "clock", "coords"])
+def test_each_kind_of_edit_makes_stale_exactly_the_days_the_derivation_names(conn, kind):
+    # given a full run over the range
+    populate(conn, seed_value=4, visits=600)
+    with conn.cursor() as cur:  # something to un-cancel
+        cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id % 50 = 0")
+    conn.commit()
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    # when one visit in the middle of the range is edited
+    rng = random.Random(kind)
+    visits = {k: v for k, v in load(conn).items() if RANGE_START + timedelta(days=10) <= v["visit_date"]
+              <= RANGE_END - timedelta(days=10)}
+    edit = random_edit(rng, visits, set(), 10**6)
+    while edit.kind != kind:
+        edit = random_edit(rng, visits, set(), 10**6)
+    want = derived_stale(conn, edit.days, RANGE_START, RANGE_END) | derived_stale_after(conn, edit)
+    apply(edit, conn)
+    # then the days the derivation names are STALE, and only those
+    got = states(conn)
+    assert {d for d, s in got.items() if s == "STALE"} == want
+    assert {d for d, s in got.items() if s != "STALE"} == set(days_between(RANGE_START, RANGE_END)) - want
+    assert 1 <= len(want) <= 2 * (tasks.PARTNER_DAYS + 1) + 2
+
+
+def derived_stale_after(conn: psycopg2.extensions.connection, edit: Edit) -> set[date]:
+    """A deleted visit can only be told by its absence: the ACTIVE conflicts it was in make their days stale."""
+    if edit.kind != "delete":
+        return set()
+    with conn.cursor() as cur:
+        cur.execute("SELECT conflict_date FROM conflict.conflict_visit_maps WHERE status = 'ACTIVE' "
+                    "AND %s IN (visit_id, conflict_visit_id)", (edit.visit_id,))
+        days = {r[0] for r in cur.fetchall()}
+    conn.rollback()
+    return days
+
+
+def test_edits_that_change_nothing_the_rules_read_keep_days_fresh(conn):
+    populate(conn, seed_value=5, visits=600)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    with conn.cursor() as cur:  # upstream touches rows: updated_at and patient_id are not read by the rules
+        cur.execute("UPDATE analytics.visits SET updated_at = updated_at + interval '1 day', "
+                    "patient_id = patient_id + 1")
+    conn.commit()
+    assert set(states(conn).values()) == {"FRESH"}
+
+
+@pytest.mark.parametrize("seed_value", [31, 32, 33])
+def test_random_edits_then_stale_runs_leave_what_full_runs_leave(conn, twin, seed_value):
+    # given the same population in two databases, each with a full run over the 60-day range
+    populate(conn, twin, seed_value=seed_value)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert len(table(conn)) > 50
+    rng = random.Random(seed_value)
+    next_id = 10**6
+    recomputed = 0
+    for _step in range(8):
+        # when a few random edits anywhere in the population land in both
+        visits, used, changed = load(conn), set(), set()
+        hot = frozenset(i for pair in table(conn) for i in pair)
+        for _ in range(rng.randint(1, 4)):
+            edit = random_edit(rng, visits, used, next_id, hot)
+            next_id += 1
+            used.add(edit.visit_id)
+            changed |= edit.days
+            apply(edit, conn, twin)
+        want_stale = derived_stale(conn, changed, RANGE_START, RANGE_END)
+        # then freshness says STALE exactly where the derivation does
+        assert {d for d, s in states(conn).items() if s != "FRESH"} == want_stale
+        # and a stale run over the range, in 3-day chunks, leaves the table and rejections a full run leaves
+        run = drive(conn, RANGE_START, RANGE_END, stale=True)
+        full = drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+        assert run["status"] == "SUCCEEDED" == full["status"], run["error"]
+        assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == want_stale
+        assert table(conn) == table(twin)
+        assert rejections(conn) == rejections(twin)
+        assert_matches_oracle(conn, RANGE_START, RANGE_END)
+        assert set(states(conn).values()) == {"FRESH"}
+        recomputed += len(want_stale)
+    assert 0 < recomputed < 8 * 60 / 2  # it recomputed some days, far fewer than full runs would
+    # and a stale rerun plans nothing and writes nothing
+    before = writes(conn)
+    again = drive(conn, RANGE_START, RANGE_END, stale=True)
+    assert (again["status"], again["planned"], again["chunks_planned"]) == ("SUCCEEDED", 0, 0)
+    assert writes(conn) == before
+
+
+def test_a_stale_run_with_nothing_stale_succeeds_with_zero_chunks_and_writes_nothing(conn):
+    populate(conn, seed_value=6, visits=600)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    before = writes(conn), rejections(conn)
+    run = drive(conn, RANGE_START, RANGE_END, stale=True)
+    assert (run["status"], run["planned"], run["staged_rows"], run["error"]) == ("SUCCEEDED", 0, 0, None)
+    assert (writes(conn), rejections(conn)) == before
+    assert freshness.run_days(conn, run["run_id"]) == []
+
+
+def test_a_stale_run_records_which_days_it_took_and_why(conn):
+    # given a full run over all but the range's last two days, then one edit on the 20th day
+    populate(conn, seed_value=7, visits=600)
+    drive(conn, RANGE_START, RANGE_END - timedelta(days=2), chunk_days=7)
+    edited = RANGE_START + timedelta(days=19)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE analytics.visits SET clock_out = scheduled_end + interval '40 minutes' "
+                    "WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s)", (edited,))
+    conn.commit()
+    # when a stale run covers the range (previewed first, as `plan` would)
+    preview_days, preview_chunks = freshness.stale_plan(conn, RANGE_START, RANGE_END, fixed_sizing(3, 10**9))
+    run = drive(conn, RANGE_START, RANGE_END, stale=True)
+    # then it recorded the edited day, the four days before it (which pair with its visits), and the never-run days
+    got = {r["day"]: (r["reason"], r["cause_day"]) for r in freshness.run_days(conn, run["run_id"])}
+    assert got == {edited: ("CHANGED", edited),
+                   **{edited - timedelta(days=k): ("DEPENDENT", edited) for k in range(1, 5)},
+                   RANGE_END - timedelta(days=1): ("NEVER", None), RANGE_END: ("NEVER", None)}
+    assert run["chunk_ranges"] == [(edited - timedelta(days=4), edited - timedelta(days=2)),
+                                   (edited - timedelta(days=1), edited),
+                                   (RANGE_END - timedelta(days=1), RANGE_END)]
+    assert [(c.start, c.end) for c in preview_chunks] == run["chunk_ranges"]
+    assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
+    assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
+                                v["status"] != "CANCELLED") - sum(1 for d, _ in rejections(conn).values() if d in got)
+
+
+@pytest.mark.parametrize("between", ["validated", "staged"])
+def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(conn, other, twin, between):
+    # given two identical databases after a full run, and an edit that makes a few days stale
+    populate(conn, twin, seed_value=8, visits=1_000)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    first_edit = RANGE_START + timedelta(days=30)
+    late_edit = first_edit + timedelta(days=2)  # a partner day of the stale days, and stale itself
+    edit_sql = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
+                "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 3)")
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute(edit_sql, (first_edit,))
+        c.commit()
+
+    def upstream_edits(step: str) -> None:  # another session commits an edit while the run is in flight
+        if step == between:
+            for c in (other, twin):
+                with c.cursor() as cur:
+                    cur.execute(edit_sql, (late_edit,))
+                c.commit()
+
+    # when a stale run is in flight as upstream commits another edit
+    run = drive(conn, RANGE_START, RANGE_END, stale=True, after=upstream_edits)
+    assert run["status"] == "SUCCEEDED"
+    # then the days that depend on the edited day are STALE afterwards: all of them when the edit came after the
+    # staging snapshot; those the run did not recompute when it came before (the run saw it)
+    recomputed = {d for a, b in run["chunk_ranges"] for d in days_between(a, b)}
+    assert recomputed == {first_edit - timedelta(days=k) for k in range(5)}
+    want = {late_edit - timedelta(days=k) for k in range(5)} - (recomputed if between == "validated" else set())
+    assert {d for d, s in states(conn).items() if s == "STALE"} == want
+    # and the next stale run recomputes them: the result is a full run's over the same data
+    again = drive(conn, RANGE_START, RANGE_END, stale=True)
+    assert {d for a, b in again["chunk_ranges"] for d in days_between(a, b)} == want
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+    assert set(states(conn).values()) == {"FRESH"}
+
+
+def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twin):
+    # given a stale run whose chunk starting on a given day fails, and an edit on that chunk's days afterwards
+    populate(conn, twin, seed_value=9, visits=800)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    edited = RANGE_START + timedelta(days=40)
+    cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
+              "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 2)")
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute(cancel, (edited,))
+        c.commit()
+    failing = edited - timedelta(days=1)  # the chunks are edited-4..edited-2 and edited-1..edited
+    failed = drive(conn, RANGE_START, RANGE_END, stale=True, fault_days=frozenset({failing}))
+    assert failed["status"] == "FAILED"
+    assert {d for d, s in states(conn).items() if s == "STALE"} == {failing, edited}
+    for c in (conn, twin):  # upstream edits the failed chunk's day again before the redrive
+        with c.cursor() as cur:
+            cur.execute(cancel, (edited,))
+        c.commit()
+    # when the run is redriven
+    redriven = redrive(conn, failed["run_id"])
+    # then the redriven days are fresh from the redrive's snapshot; the days the first staging computed, which pair
+    # with the edited day, are stale (the second edit came after their snapshot)
+    assert redriven["status"] == "SUCCEEDED", redriven["error"]
+    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=4),
+                                                                                     edited - timedelta(days=2)))
+    # and the next stale run brings the output to a full run's
+    assert drive(conn, RANGE_START, RANGE_END, stale=True)["chunk_ranges"] == [(edited - timedelta(days=4),
+                                                                                 edited - timedelta(days=2))]
+    assert set(states(conn).values()) == {"FRESH"}
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+
+
+def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, twin):
+    # given two overlapping visits of a caregiver at two agencies, dated on the range's last day and the next
+    start, last, next_day = RANGE_END - timedelta(days=6), RANGE_END.isoformat(), (RANGE_END + timedelta(days=1))
+    pair = [visit(1, last, "23:00", "25:00", provider=1, caregiver=7),
+            visit(2, last, "24:30", "26:00", provider=2, caregiver=7, visit_date=next_day.isoformat())]
+    for c in (conn, twin):
+        insert(c, *pair)
+        drive(c, start, RANGE_END, chunk_days=7)
+    assert table(conn)[(1, 2)][1] == RANGE_END
+    # when both visits move ten days back (out of the range, still overlapping), and a stale run covers the range
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET visit_date = visit_date - 10, scheduled_start = scheduled_start "
+                        "- interval '10 days', scheduled_end = scheduled_end - interval '10 days'")
+        c.commit()
+    assert {d for d, s in states(conn, start, RANGE_END).items() if s == "STALE"} == set(days_between(
+        RANGE_END - timedelta(days=4), RANGE_END))
+    drive(conn, start, RANGE_END, stale=True)
+    drive(twin, start, RANGE_END, chunk_days=7)
+    # then, like a full run, it leaves the pair ACTIVE on its old date (its new date is outside the range)
+    assert table(conn) == table(twin) and table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
+    assert set(states(conn, start, RANGE_END).values()) == {"FRESH"}
+    # and an edit of a moved visit, far outside the days the old date pairs with, makes that date STALE
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = 1")
+        c.commit()
+    days = {d.date: d for d in freshness.day_states(conn, start, RANGE_END)}
+    assert {d for d, s in days.items() if s.state == "STALE"} == {RANGE_END}
+    assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", RANGE_END - timedelta(days=10))
+    drive(conn, start, RANGE_END, stale=True)
+    drive(twin, start, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
+
+
+def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_fingerprints(conn, other, twin,
+                                                                                             monkeypatch):
+    # given a full run, and upstream committing an edit after staging has read the visits but before it records
+    # the fingerprints (the worst moment: under READ COMMITTED the fingerprints would see it and the staging not)
+    populate(conn, twin, seed_value=12, visits=800)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    edited = RANGE_START + timedelta(days=25)
+    cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
+              "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 4)")
+    record = freshness.record_fingerprints
+
+    def edit_then_record(c, run_id, days):
+        for session in (other, twin):
+            with session.cursor() as cur:
+                cur.execute(cancel, (edited,))
+            session.commit()
+        record(c, run_id, days)
+
+    monkeypatch.setattr(freshness, "record_fingerprints", edit_then_record)
+    # when a full run stages the range meanwhile
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    monkeypatch.undo()
+    # then its fingerprints are those of the data it staged: the edited day and the days pairing with it are STALE
+    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=4), edited))
+    # and the next stale run brings the output to a full run's over the edited data
+    drive(conn, RANGE_START, RANGE_END, stale=True)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+
+
+@pytest.mark.parametrize("sizing", [fixed_sizing(3, 10**9), fixed_sizing(31, 250),
+                                    adaptive_sizing(Throughput(100.0, "test"), chunk_days=31, target_chunk_seconds=2,
+                                                    worker_timeout_s=300, concurrency=4)])
+def test_a_plan_of_selected_days_covers_exactly_them_in_contiguous_chunks(sizing):
+    # given a window with selected days in three runs (one of a single day), loads on every day
+    start = date(2026, 10, 1)
+    selected = {start + timedelta(days=d) for d in [*range(2, 9), 12, *range(20, 27)]}
+    loads = {start + timedelta(days=d): 40 + 7 * d for d in range(30)}
+    # when they are planned
+    chunks = plan_window(start, start + timedelta(days=29), loads, sizing, selected=selected)
+    # then every selected day is in exactly one chunk, no other day is, and chunks hold only selected days
+    covered = [d for c in chunks for d in days_between(c.start, c.end)]
+    assert sorted(covered) == sorted(selected)
+    assert [c.chunk_id for c in chunks] == list(range(1, len(chunks) + 1))
+    assert all(c.estimated_rows == sum(loads[d] for d in days_between(c.start, c.end)) for c in chunks)
+    assert all(c.days <= sizing.chunk_days for c in chunks)
+
+
+def test_a_plan_of_no_selected_days_has_no_chunks():
+    assert plan_window(date(2026, 10, 1), date(2026, 10, 30), {}, fixed_sizing(3, 10), selected=set()) == []
+
+
+def test_a_heartbeat_between_the_staging_snapshot_and_its_lock_costs_a_retry_not_the_run(conn, other, monkeypatch):
+    # given a run, and its driver's heartbeat committing just after the staging transaction took its snapshot
+    populate(conn, seed_value=13, visits=300)
+    begin = freshness.begin_snapshot
+    beats = []
+
+    def snapshot_then_heartbeat(c):
+        begin(c)
+        if not beats:
+            with c.cursor() as cur:
+                cur.execute("SELECT 1 FROM analytics.visits LIMIT 1")  # the snapshot is taken here
+            ledger.touch_run(other, run_id)  # another session updates the run row and commits
+            beats.append(1)
+
+    run = pipeline.validate_config({"request": {"trigger": "test", "start_date": RANGE_START.isoformat(),
+                                                "end_date": RANGE_END.isoformat()},
+                                    "execution_name": "heartbeat-race"}, conn, SETTINGS)
+    run_id = run["run_id"]
+    monkeypatch.setattr(freshness, "begin_snapshot", snapshot_then_heartbeat)
+    # when StageVisits runs
+    staged = pipeline.stage({"run": run}, conn)
+    # then the first snapshot lost to the heartbeat and the second staged the window
+    assert beats == [1] and staged["staged_rows"] > 0
+    assert ledger.get_run(conn, run_id)["staged_rows"] == staged["staged_rows"]
+    conn.rollback()
