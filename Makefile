@@ -49,8 +49,11 @@ lint: install
 # afterwards; a Markdown report on stdout and JSON under bench/results/. Sizes: BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS="--windows 7,30,60,90 --repeats 3 --explain"
 BENCH_ARGS ?=
+# The change-aware runs' figures (docs/freshness.md): FRESHNESS_BENCH_ARGS, e.g. "--repeats 1".
+FRESHNESS_BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m bench.run_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv313 .pytest_cache .mypy_cache .ruff_cache .hypothesis .runs *.egg-info

@@ -187,12 +187,14 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _window_options(required: bool, default_text: str = "the scheduled window") -> list[Callable[..., Any]]:
-    after = "" if required else f"; omit both for {default_text}"
+    after = "" if required else "; give both or neither"
+    default = None if required else default_text
     return [
         click.option("--start", type=IsoDate(), required=required,
-                     help=describe(f"First service date of the window{after}.", required=required)),
+                     help=describe(f"First service date of the window{after}.", required=required, default=default)),
         click.option("--end", type=IsoDate(), required=required,
-                     help=describe(f"Last service date of the window, inclusive{after}.", required=required)),
+                     help=describe(f"Last service date of the window, inclusive{after}.", required=required,
+                                   default=default)),
     ]
 
 
@@ -364,16 +366,18 @@ def cmd_seed(state: State, conn: Connection, visits: int, start: date, days: int
 
 @command(cli, "plan", "preview a window's chunks, limits and cost",
          epilog="Example:\n  etl-pipeline plan --start 2026-10-01 --end 2026-10-30 --max-concurrency 2")
-@options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION)
+@options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION,
+         click.option("--stale", is_flag=True, help=describe("Preview a stale run: only the days not FRESH now, each "
+                                                              "with why.", default="off")))
 def cmd_plan(state: State, conn: Connection, settings: Settings, start: date, end: date,
-             chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None) -> int:
+             chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None, stale: bool) -> int:
     """Preview a window's chunks, the limits of one execution and its cost in AWS (changes nothing).
 
     Exits 1 when the plan does not fit one execution."""
     check_window(start, end, settings.max_window_days)
     shown = preview(conn, settings, start, end, chunk_days=chunk_days or settings.chunk_days,
                     fixed_rows=max_chunk_rows or settings.max_chunk_rows,
-                    concurrency=max_concurrency or settings.max_concurrency)
+                    concurrency=max_concurrency or settings.max_concurrency, stale=stale)
     if state.json:
         write_plain(json.dumps(shown.as_dict()) + "\n")
     else:
@@ -445,7 +449,8 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
     *_window_options(required=False, default_text="the lookback horizon: the last ETL_LOOKBACK_DAYS days up to "
                                                   "yesterday"),
     click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-                 help="Also write the calendar as a self-contained HTML page (each day linked to its run's report)."),
+                 help=describe("Also write the calendar as a self-contained HTML page (each day linked to its run's "
+                               "report).", default="no page")),
 )
 def cmd_freshness(state: State, conn: Connection, settings: Settings, start: date | None,
                   end: date | None, html_out: Path | None) -> int:
@@ -528,7 +533,10 @@ def cmd_status(state: State, conn: Connection, run_id: int | None,
 def cmd_report(state: State, conn: Connection, run_id: int, out: Path | None) -> int:
     """Write a run's report: one self-contained HTML page (timeline, chunks, throughput, rejections)."""
     out = out or Path(f"run-{run_id}-report.html")
-    page = report.render(report.gather(conn, run_id))
+    data = report.gather(conn, run_id)
+    recomputed = [report.RecomputedDay(r["day"], r["reason"], r["cause_day"], r["previous_run_id"])
+                  for r in freshness.run_days(conn, run_id)]
+    page = report.render(data, recomputed=recomputed)
     try:
         out.write_text(page, encoding="utf-8")
     except OSError as exc:

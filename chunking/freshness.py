@@ -47,13 +47,18 @@ class DayFreshness:
                 "reason": self.reason, "cause_day": self.cause_day.isoformat() if self.cause_day else None}
 
     def why(self) -> str:
-        if self.reason == "NEVER":
-            return "never computed"
-        if self.reason == "CHANGED":
-            return "its visits changed"
-        if self.cause_day is None:
-            return "a visit of one of its conflicts was deleted"
-        return f"depends on {self.cause_day}, whose visits changed"
+        return explain(self.reason, self.cause_day)
+
+
+def explain(reason: str | None, cause_day: Day | None) -> str:
+    """Why a day is (or was) recomputed, in words: what the run report and the CLI say."""
+    if reason == "NEVER":
+        return "never computed"
+    if reason == "CHANGED":
+        return "its visits changed"
+    if cause_day is None:
+        return "a visit of one of its conflicts was deleted"
+    return f"depends on {cause_day}, whose visits changed"
 
 
 # --- recording (staging and chunks) -----------------------------------------------------------------------

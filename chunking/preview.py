@@ -10,7 +10,7 @@ import dataclasses
 from datetime import date, datetime
 from typing import Any
 
-from chunking import db, tasks
+from chunking import db, freshness, tasks
 from chunking.db import Connection
 from chunking.planner import Budget, Chunk, Sizing, budget, plan_window
 from chunking.settings import Settings
@@ -77,9 +77,11 @@ class Preview:
     coverage: list[dict[str, Any]]  # per chunk: days covered before, the oldest coverage, by which runs
     budget: Budget
     cost: Cost
+    stale_days: list[Any] | None = None  # a stale run's preview: the days it would take (freshness.DayFreshness)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"stale_days": [d.as_json() for d in self.stale_days]} if self.stale_days is not None else {}),
             "window_start": self.window_start.isoformat(), "window_end": self.window_end.isoformat(),
             "visits": self.visits, "sizing": self.sizing.as_dict(),
             "chunks": [{**c.as_item(), "days": c.days, "estimated_rows": c.estimated_rows,
@@ -95,16 +97,24 @@ class Preview:
 
 
 def preview(conn: Connection, settings: Settings, window_start: date, window_end: date, *, chunk_days: int,
-            fixed_rows: int | None, concurrency: int) -> Preview:
+            fixed_rows: int | None, concurrency: int, stale: bool = False) -> Preview:
+    """The plan of a run over the window (changes nothing); with ``stale``, of a stale run: only the days that are
+    not FRESH now, each with why (``stale_days``)."""
     window = {"window_start": window_start, "window_end": window_end}
     with db.read(conn):
         loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(conn, "tasks/count_visits_by_day", window)}
         sizing = tasks.plan_sizing(conn, settings, chunk_days=chunk_days, fixed_rows=fixed_rows,
                                    concurrency=concurrency)
+    stale_days = None
+    if stale:  # its own reads (freshness.stale_plan)
+        stale_days, chunks = freshness.stale_plan(conn, window_start, window_end, sizing)
+        loads = {day: n for day, n in loads.items() if day in {d.date for d in stale_days}}
+    else:
         chunks = plan_window(window_start, window_end, loads, sizing)
+    with db.read(conn):
         days = db.fetch_all(conn, "tasks/day_coverage", window)
     return Preview(window_start, window_end, sum(loads.values()), sizing, chunks,
-                   [_coverage(c, days) for c in chunks], budget(chunks), estimate_cost(chunks))
+                   [_coverage(c, days) for c in chunks], budget(chunks), estimate_cost(chunks), stale_days)
 
 
 def _coverage(chunk: Chunk, days: list[dict[str, Any]]) -> dict[str, Any]:

@@ -181,7 +181,16 @@ def plan_preview(console: Console, p: Preview) -> list[RenderableType]:
                Column("covered before", wrap=True, drop=1)]
     b = p.budget
     money = p.cost.dollars()
+    stale: list[RenderableType] = []
+    if p.stale_days is not None:
+        stale = [Text(f"a stale run would recompute {len(p.stale_days)} day(s) of the window now:" if p.stale_days
+                      else "a stale run would recompute nothing now: every day of the window is FRESH")]
+        stale += [Text(f"  {d.date}  {d.state:<5}  {d.why()}") for d in p.stale_days[:60]]
+        if len(p.stale_days) > 60:
+            stale.append(Text(f"  ... and {len(p.stale_days) - 60} more (--json lists every day)"))
+        stale.append(Text(""))
     return [
+        *stale,
         Text(f"window {cell(p.window_start)}..{cell(p.window_end)}: {p.visits:,} visits (non-cancelled; staging "
              f"rejects the ineligible few), {len(p.chunks)} chunks"),
         Text(f"sizing {how}"),

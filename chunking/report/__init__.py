@@ -20,7 +20,7 @@ from chunking.report.model import (
     Totals,
     gather,
 )
-from chunking.report.page import next_step, render, render_freshness
+from chunking.report.page import RecomputedDay, next_step, render, render_freshness
 
-__all__ = ["VARIANTS", "Attempt", "Chunk", "ConflictDay", "Execution", "FreshnessDay", "Rejection", "ReportData",
-           "Run", "TimeAxis", "Totals", "gather", "next_step", "render", "render_freshness"]
+__all__ = ["VARIANTS", "Attempt", "Chunk", "ConflictDay", "Execution", "FreshnessDay", "RecomputedDay",
+           "Rejection", "ReportData", "Run", "TimeAxis", "Totals", "gather", "next_step", "render", "render_freshness"]

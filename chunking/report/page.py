@@ -12,6 +12,7 @@ from importlib import resources
 import jinja2
 from markupsafe import Markup
 
+from chunking.freshness import explain
 from chunking.report import fmt, geometry
 from chunking.report.model import COUNTS, Chunk, FreshnessDay, ReportData, Run
 
@@ -116,8 +117,24 @@ def never_attempted(data: ReportData) -> list[Chunk]:
     return [c for c in data.chunks if c.chunk_id not in tried]
 
 
-def render(data: ReportData, *, days: Sequence[FreshnessDay] | None = None) -> str:
-    """The whole page; with ``days``, a freshness calendar of those days after the run's sections."""
+@dataclasses.dataclass(frozen=True)
+class RecomputedDay:
+    """A day a stale run recomputed, and the change that made it stale."""
+
+    day: date
+    reason: str  # CHANGED (its own visits), DEPENDENT (a day its pairs reach), NEVER (never computed)
+    cause_day: date | None
+    previous_run_id: int | None
+
+    @property
+    def why(self) -> str:
+        return explain(self.reason, self.cause_day)  # the one wording of why a day is recomputed
+
+
+def render(data: ReportData, *, days: Sequence[FreshnessDay] | None = None,
+           recomputed: Sequence[RecomputedDay] | None = None) -> str:
+    """The whole page; with ``days``, a freshness calendar of those days after the run's sections; with
+    ``recomputed``, the days a stale run recomputed and why."""
     run = data.run
     status_counts = {s: sum(a.state(run.status) == s for a in data.attempts) for s in geometry.STATES}
     stale = geometry.stale_days(data.chunks)
@@ -149,6 +166,7 @@ def render(data: ReportData, *, days: Sequence[FreshnessDay] | None = None) -> s
         conflict_charts=[geometry.layout_conflicts(data.conflicts_by_day, stale, v) for v in geometry.VARIANTS]
         if data.conflicts_by_day else [],
         failed_attempts=failed, calendar=calendar(days) if days is not None else None,
+        recomputed=list(recomputed or []),
         generated=fmt.clock(data.generated_at))
 
 

@@ -17,13 +17,14 @@ far AS (
     SELECT DISTINCT s.run_id, s.stage_no, c.conflict_date, c.visit_id
     FROM conflict_visits c
     CROSS JOIN stage s
-    WHERE c.visit_date NOT BETWEEN c.conflict_date AND c.conflict_date + %(partner_days)s
+    WHERE c.visit_date IS NULL  -- a visit with no date is in no day: followed as a far visit
+       OR c.visit_date NOT BETWEEN c.conflict_date AND c.conflict_date + %(partner_days)s
     ON CONFLICT DO NOTHING
 ),
 read_days AS (
     SELECT d AS day FROM unnest(%(stage_days)s::date[]) AS d
     UNION
-    SELECT visit_date FROM conflict_visits
+    SELECT visit_date FROM conflict_visits WHERE visit_date IS NOT NULL
 )
 INSERT INTO etl.source_fingerprints (run_id, stage_no, day, visits, hash)
 SELECT s.run_id, s.stage_no, d.day, f.visits, f.hash

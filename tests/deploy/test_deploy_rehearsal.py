@@ -99,12 +99,17 @@ def test_visibility_timeout_is_at_least_six_worker_timeouts_for_every_allowed_ti
         assert timeout <= 900
 
 
-def test_schedule_starts_the_state_machine_with_the_default_window(cfn) -> None:
+def test_schedule_starts_stale_runs_over_the_lookback_horizon_by_default_or_the_plain_window(cfn) -> None:
     _, schedule = one(cfn, "AWS::Scheduler::Schedule")
     target = schedule["Target"]
     assert target["Arn"] == {"Ref": "ConflictMapStateMachine"}
-    request = RunRequest.parse(json.loads(target["Input"]))
-    assert (request.trigger, request.start_date, request.end_date) == ("schedule", None, None)
+    condition, stale_input, window_input = target["Input"]["Fn::If"]
+    assert cfn["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ScheduleMode"}, "stale"]}
+    assert cfn["Parameters"]["ScheduleMode"]["Default"] == "stale"
+    stale, window = RunRequest.parse(json.loads(stale_input)), RunRequest.parse(json.loads(window_input))
+    for request in (stale, window):  # no dates: ValidateConfig takes the window from the execution's start
+        assert (request.trigger, request.start_date, request.end_date) == ("schedule", None, None)
+    assert stale.stale and not window.stale
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert target["DeadLetterConfig"]["Arn"] == getatt("ScheduleDeadLetterQueue")
     assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}

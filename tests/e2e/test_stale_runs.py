@@ -26,7 +26,7 @@ def _writes(conn):
     return row
 
 
-def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(conn, etl):
+def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(conn, etl, tmp_path):
     # given a full run over twenty days
     seed.seed_visits(conn, visits=2_000, start=START, days=25, seed=41, caregiver_count=40)
     full = etl("run", "--local", *WINDOW, *CHUNKS, "--json")
@@ -42,6 +42,16 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     stale = [d["date"] for d in shown.json["days"] if d["state"] == "STALE"]
     assert stale == [(edited - timedelta(days=k)).isoformat() for k in range(4, -1, -1)]
     assert {d["run_id"] for d in shown.json["days"]} == {full.json["run_id"]}
+    # the plan preview shows the days a stale run would take now, and why, changing nothing
+    preview = etl("plan", "--stale", *WINDOW, *CHUNKS, "--json")
+    assert preview.code == 0, preview.err
+    assert [(d["date"], d["reason"]) for d in preview.json["stale_days"]] == \
+        [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
+    assert [(c["chunk_start"], c["chunk_end"]) for c in preview.json["chunks"]] == \
+        [(stale[0], stale[2]), (stale[3], stale[4])]
+    shown_plan = etl("plan", "--stale", *WINDOW, *CHUNKS)
+    assert "a stale run would recompute 5 day(s)" in shown_plan.out
+    assert f"{stale[0]}  STALE  depends on {edited.isoformat()}, whose visits changed" in shown_plan.out
     run = etl("run", "--local", "--stale", *WINDOW, *CHUNKS, "--json")
     # then it recomputed exactly those five days, in contiguous chunks, and the output is the oracle's
     assert run.code == 0, run.err
@@ -51,6 +61,22 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     want, want_rejected = oracle.expected(oracle.load_visits(conn), START, END)
     assert oracle.actual(conn, START, END) == want
     assert {k: v for k, v in rejected(conn).items() if k in want_rejected} == want_rejected
+    # the run's report says which days it recomputed because of which change
+    import re
+
+    page = etl("report", "--run-id", str(summary["run_id"]), "--out", str(tmp_path / "stale.html"))
+    assert page.code == 0, page.err
+    html = (tmp_path / "stale.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<tr data-day="([0-9-]+)" data-reason="(\w+)"><td class="date">[^<]*</td><td>([^<]*)</td>', html)
+    assert [(d, r) for d, r, _ in rows] == [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
+    assert rows[0][2] == f"depends on {edited.isoformat()}, whose visits changed"
+    assert rows[-1][2] == "its visits changed"
+    assert 'data-section="recomputed" data-days="5"' in html
+    # and the freshness page draws the range as a calendar, each day linked to the report of its run
+    calendar_page = etl("freshness", *WINDOW, "--html", str(tmp_path / "freshness.html"))
+    assert calendar_page.code == 0, calendar_page.err
+    drawn = (tmp_path / "freshness.html").read_text(encoding="utf-8")
+    assert drawn.count('data-state="FRESH"') == 20 and f'href="run-{summary["run_id"]}-report.html"' in drawn
     # and every day is fresh again; a stale rerun plans nothing and writes nothing
     assert {d["state"] for d in etl("freshness", *WINDOW, "--json").json["days"]} == {"FRESH"}
     before = _writes(conn)

@@ -17,6 +17,7 @@ import pytest
 from psycopg2 import sql
 
 from chunking import db, freshness, ledger, pipeline, seed, tasks
+from chunking.drills import fault_drill
 from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_sizing, plan_window
 from chunking.settings import Settings
 from tests import oracle
@@ -64,7 +65,8 @@ def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: 
         try:
             tasks.apply_chunk(conn, run_id=run_id, chunk_id=item["chunk_id"], chunk_start=start, chunk_end=end,
                               worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000, final_attempt=True,
-                              fault=start in fault_days)
+                              before_commit=fault_drill(dataclasses.replace(SETTINGS,
+                                                                            fault_chunks=frozenset(fault_days))))
         except tasks.TransientError:
             assert start in fault_days
     outcome = pipeline.reconcile(event, conn)

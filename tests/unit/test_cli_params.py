@@ -58,8 +58,8 @@ def test_bare_call_prints_usage_and_every_command(capsys):
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["statsu"], "invalid choice: 'statsu' (choose from db, seed, plan, run, status, report, redrive, abandon, "
-                 "logs); did you mean 'status'?"),
+    (["statsu"], "invalid choice: 'statsu' (choose from db, seed, plan, run, freshness, status, report, redrive, "
+                 "abandon, logs); did you mean 'status'?"),
     (["redriv", "--run-id", "1"], "did you mean 'redrive'?"),
     (["run", "--local", "--chunks-days", "3"], "no such option --chunks-days (did you mean --chunk-days"),
     (["status", "--limt", "3"], "no such option --limt (did you mean --limit"),
