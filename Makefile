@@ -1,6 +1,7 @@
 # The verbs a newcomer needs. Everything runs from .venv; no DATABASE_URL means an embedded PostgreSQL.
 PYTHON ?= python3
-VENV   := .venv
+# Another Python in its own venv: make install PYTHON=$$(pyenv prefix 3.13.0)/bin/python3 VENV=.venv313
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 # Demo: ~200k visits over 30 days, then the whole pipeline over that window, locally.
@@ -40,6 +41,7 @@ demo: install-python
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict -p chunking -p handlers
 	$(SAM) validate --lint
 	$(SAM) build
 
@@ -54,7 +56,7 @@ bench: install
 	$(BIN)/python -m bench.freshness_bench $(FRESHNESS_BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .runs *.egg-info
+	rm -rf $(VENV) .venv313 .pytest_cache .mypy_cache .ruff_cache .hypothesis .runs *.egg-info
 
 # --- AWS SAM ------------------------------------------------------------------------------------------------
 # `sam build` (BuildMethod: makefile, build_in_source in samconfig.toml) runs the build-<LogicalId> targets

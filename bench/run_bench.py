@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -286,7 +286,8 @@ def window_of(days: int) -> tuple[date, date]:
     return START, START + timedelta(days=days - 1)
 
 
-def phases(run: dict[str, Any], chunks: list[dict[str, Any]], began: datetime, ended: datetime) -> dict[str, float]:
+def phases(run: Mapping[str, Any], chunks: Sequence[Mapping[str, Any]],
+           began: datetime, ended: datetime) -> dict[str, float]:
     """Where a pipeline run's time went, from the ledger (database clock). ``staged_at`` is set when staging
     begins, ``queued_at`` when PlanChunks records the plan, after staging and its ANALYZE."""
     planned = min((c["queued_at"] for c in chunks if c["queued_at"]), default=run["staged_at"])
@@ -300,7 +301,7 @@ def phases(run: dict[str, Any], chunks: list[dict[str, Any]], began: datetime, e
             "chunk_statements_sum": round(sum((c["duration_ms"] or 0) for c in chunks) / 1000, 3)}
 
 
-def chunk_timings(chunks: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def chunk_timings(chunks: Sequence[Mapping[str, Any]], attempts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every chunk: its rows, the planner's estimate, the worker's measured statement time and attempt time."""
     wall: dict[int, float] = {}
     for a in attempts:
@@ -376,7 +377,7 @@ class _TemplateLoader(yaml.SafeLoader):
     """template.yaml with CloudFormation's short tags (!Ref, !Sub...) read as nothing."""
 
 
-_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)  # noqa: ARG005 - PyYAML's signature
 
 
 def function_memory_mb() -> int:

@@ -136,6 +136,17 @@ class AwsCloud:
     def start_workers(self) -> None:
         """Nothing to start: the stack's event source mapping runs the chunk worker."""
 
+    def stop_taking_chunks(self) -> None:
+        """Nothing to stop here: a run in AWS goes on without this process (``follow`` says so)."""
+
+    def stop_workers(self) -> None:
+        """The stack's workers are not this process's to stop."""
+
+    @property
+    def metric_records(self) -> list[dict[str, Any]]:
+        """None read here: a run in AWS sends its metrics to CloudWatch."""
+        return []
+
     # --- executions ----------------------------------------------------------------------------------------
 
     def start_execution(self, name: str, payload: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import json
 import os
 import signal
@@ -31,21 +32,29 @@ from chunking import db, freshness, ledger, logs, report, seed, views
 from chunking.console import PipeClosed, Progress, make_console, write_plain
 from chunking.db import PROJECT_ROOT, Connection
 from chunking.errors import ConfigError, EtlError, InputError, RunAlreadyActive
+from chunking.ledger import Chunk, Run, RunStatus
 from chunking.liveness import driver_alive
 from chunking.messages import parse_iso_date
 from chunking.pipeline import check_window, default_window
 from chunking.preview import preview
-from chunking.runner import RunReport, RunStopped, execution_name, follow, run_request
-from chunking.settings import CHUNK_DAYS, LOOKBACK_DAYS, MAX_CHUNK_ROWS, MAX_CONCURRENCY, Settings
+from chunking.runner import Cloud, RunReport, RunStopped, execution_name, follow, run_request
+from chunking.settings import (
+    CHUNK_DAYS,
+    LOOKBACK_DAYS,
+    MAX_CHUNK_ROWS,
+    MAX_CONCURRENCY,
+    MAX_CONCURRENCY_LIMIT,
+    Settings,
+)
 
 PROG = "etl-pipeline"
 PACKAGE = "conflict-map-etl"
 DEFAULTS = Settings()  # the dataclass defaults, shown in the help (never retyped here)
-MAX_CONCURRENCY_BOUNDS = (1, 40)  # as Settings.from_env bounds ETL_MAX_CONCURRENCY (a test keeps them equal)
+MAX_CONCURRENCY_BOUNDS = (1, MAX_CONCURRENCY_LIMIT)  # as Settings.from_env bounds ETL_MAX_CONCURRENCY
 INT4_MAX = 2**31 - 1  # etl.runs.max_chunk_rows is an integer column
 BIGINT_MAX = 2**63 - 1
 STATUS_LIMIT_MAX = 10_000
-RUN_STATES = ("RUNNING", "SUCCEEDED", "FAILED", "STOPPED", "ABANDONED")
+RUN_STATES = ledger.RUN_STATES
 RUNS_DIR_ENV = "ETL_RUNS_DIR"
 STACK_NAME_ENV = "ETL_STACK_NAME"
 
@@ -112,7 +121,7 @@ class Whole(click.ParamType):
             self.fail(f"must be at most {self.maximum:,}, got {number}", param, ctx)
         return number
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str:  # noqa: ARG002 - click's signature
         return "N"
 
 
@@ -127,7 +136,7 @@ class IsoDate(click.ParamType):
         except InputError as exc:
             self.fail(str(exc), param, ctx)
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str:  # noqa: ARG002 - click's signature
         return "YYYY-MM-DD"
 
 
@@ -149,7 +158,7 @@ def _bounds(minimum: int, maximum: int | None) -> str:
 
 
 def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:  # noqa: ARG001 - click's callback
         if value not in (None, False):
             setattr(ctx.ensure_object(State), name, value)
         return value
@@ -224,7 +233,7 @@ def options(*decorators: Callable[..., Any]) -> Callable[[Callable[..., Any]], C
 class EtlGroup(click.Group):
     """Commands in the order a newcomer uses them; a mistyped command gets suggestions; a bare call, usage."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's signature
         return list(self.commands)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
@@ -251,8 +260,9 @@ def command(group: click.Group, name: str, short: str, *, connect: bool = True, 
             check: Callable[[State, dict[str, Any]], None] | None = None,
             ) -> Callable[[Callable[..., int]], click.Command]:
     """A command of ``group``: the global options, then the preflight (settings, ``check`` of the options,
-    the database connection, the schema check) before the body, which gets ``(state, conn, settings, url=...,
-    **options)`` and returns the exit code. ``{default_window_days}`` in its docstring shows that default."""
+    the database connection, the schema check) before the body, which gets its options and, by keyword, what it
+    names of ``state``, ``conn``, ``settings`` and ``url``, and returns the exit code. ``{default_window_days}``
+    in its docstring shows that default."""
     def wrap(body: Callable[..., int]) -> click.Command:
         @functools.wraps(body)
         def run(**kwargs: Any) -> int:
@@ -262,15 +272,20 @@ def command(group: click.Group, name: str, short: str, *, connect: bool = True, 
             if check:
                 check(state, kwargs)
             if not connect:
-                return body(state, None, settings, **kwargs)
+                return body(**_wanted(state=state, settings=settings), **kwargs)
             url = db.resolve_database_url(state.database_url)
             conn = db.connect(url, application_name=f"{PROG} {name}")
             try:
                 if schema:
                     db.require_schema(conn)
-                return body(state, conn, settings, url=url, **kwargs)
+                return body(**_wanted(state=state, conn=conn, settings=settings, url=url), **kwargs)
             finally:
                 conn.close()
+
+        wanted_names = set(inspect.signature(body).parameters)
+
+        def _wanted(**given: Any) -> dict[str, Any]:  # what the body asks for of the preflight's values
+            return {k: v for k, v in given.items() if k in wanted_names}
 
         doc = (body.__doc__ or "").strip().replace("{default_window_days}", str(DEFAULTS.default_window_days))
         decorated = global_options(run)
@@ -303,7 +318,7 @@ def db_group() -> None:
 
 @command(db_group, "init", "create or upgrade the schemas and tables", schema=False,
          epilog="Example:\n  etl-pipeline db init")
-def cmd_db_init(state: State, conn: Connection, settings: Settings, url: str) -> int:
+def cmd_db_init(state: State, conn: Connection) -> int:
     """Create or upgrade the schemas and tables (safe to repeat)."""
     applied = db.migrate(conn)
     version = db.schema_version(conn)
@@ -315,7 +330,7 @@ def cmd_db_init(state: State, conn: Connection, settings: Settings, url: str) ->
     return 0
 
 
-def _seed_check(state: State, options: dict[str, Any]) -> None:
+def _seed_check(state: State, options: dict[str, Any]) -> None:  # noqa: ARG001 - a check's signature
     if options["replace"] and options["append"]:
         raise click.UsageError("--replace and --append exclude each other")
 
@@ -334,7 +349,7 @@ def _seed_check(state: State, options: dict[str, Any]) -> None:
     click.option("--replace", is_flag=True, help="Empty analytics.visits first."),
     click.option("--append", is_flag=True, help="Add to the visits already there."),
 )
-def cmd_seed(state: State, conn: Connection, settings: Settings, url: str, visits: int, start: date, days: int,
+def cmd_seed(state: State, conn: Connection, visits: int, start: date, days: int,
              seed_: int, replace: bool, append: bool) -> int:
     """Write a synthetic population into analytics.visits (refuses to mix with existing visits unless
     --replace or --append)."""
@@ -354,7 +369,7 @@ def cmd_seed(state: State, conn: Connection, settings: Settings, url: str, visit
 @options(*_window_options(required=True), CHUNK_DAYS_OPTION, MAX_CHUNK_ROWS_OPTION, MAX_CONCURRENCY_OPTION,
          click.option("--stale", is_flag=True, help=describe("Preview a stale run: only the days not FRESH now, each "
                                                               "with why.", default="off")))
-def cmd_plan(state: State, conn: Connection, settings: Settings, url: str, start: date, end: date,
+def cmd_plan(state: State, conn: Connection, settings: Settings, start: date, end: date,
              chunk_days: int | None, max_chunk_rows: int | None, max_concurrency: int | None, stale: bool) -> int:
     """Preview a window's chunks, the limits of one execution and its cost in AWS (changes nothing).
 
@@ -421,8 +436,7 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
     target = Target(local=local, stack_name=stack_name, database_url=url, log_file=log_file,
                     max_concurrency=max_concurrency)
     state.say(f"run {start}..{end} as execution {name}" + ("" if local else " in AWS"))
-    outcome = _follow(state, conn, settings, target, name, payload, run_id=None, only=None,
-                      window=(start, end))
+    outcome = _follow(state, conn, settings, target, name, payload, run_id=None, only=None)
     return _finish(state, outcome, target, show_metrics=metrics)
 
 
@@ -438,7 +452,7 @@ def cmd_run(state: State, conn: Connection, settings: Settings, url: str, local:
                  help=describe("Also write the calendar as a self-contained HTML page (each day linked to its run's "
                                "report).", default="no page")),
 )
-def cmd_freshness(state: State, conn: Connection, settings: Settings, url: str, start: date | None,
+def cmd_freshness(state: State, conn: Connection, settings: Settings, start: date | None,
                   end: date | None, html_out: Path | None) -> int:
     """Per day of the range: FRESH (computed from the current source rows), STALE (the source changed since, or a
     day it depends on did) or NEVER (no run computed it), with the run that last computed it and when. Asking
@@ -483,28 +497,25 @@ def cmd_freshness(state: State, conn: Connection, settings: Settings, url: str, 
                                bounds=_bounds(1, STATUS_LIMIT_MAX))),
     STACK_NAME_OPTION,
 )
-def cmd_status(state: State, conn: Connection, settings: Settings, url: str, run_id: int | None,
+def cmd_status(state: State, conn: Connection, run_id: int | None,
                state_: str | None, since: date | None, limit: int, stack_name: str | None) -> int:
     """The ledger: the latest runs, or one run's chunks, attempts, durations and errors."""
     if run_id:
         run = ledger.get_run(conn, run_id)
         chunks = ledger.list_chunks(conn, run_id)
         attempts = ledger.list_attempts(conn, run_id)
-        conn.rollback()
         if state.json:
             state.emit_json({"run": run, "chunks": chunks, "attempts": attempts})
             return 0
         state.print(*views.run_summary(run, chunks), "", views.chunk_table(state.out, chunks),
                     *views.error_details(chunks))
-        if run["status"] == "RUNNING":
+        if run.running:
             state.print("", _liveness_line(run, stack_name))
         for line in _next_steps(run):
             state.print(line)
         return 0
-    runs = db.fetch_all(conn, "ledger/list_runs_filtered", {
-        "status": state_.upper() if state_ else None, "limit": limit,
-        "since": datetime.combine(since, time(), UTC) if since else None})
-    conn.rollback()
+    runs = ledger.list_runs(conn, limit, status=state_,
+                            since=datetime.combine(since, time(), UTC) if since else None)
     if state.json:
         state.emit_json(runs)
     elif not runs:
@@ -519,7 +530,7 @@ def cmd_status(state: State, conn: Connection, settings: Settings, url: str, run
          epilog="Example:\n  etl-pipeline report --run-id 3 --out run-3.html")
 @options(RUN_ID_OPTION, click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
                                      help=describe("The HTML file to write.", default="run-R-report.html here")))
-def cmd_report(state: State, conn: Connection, settings: Settings, url: str, run_id: int, out: Path | None) -> int:
+def cmd_report(state: State, conn: Connection, run_id: int, out: Path | None) -> int:
     """Write a run's report: one self-contained HTML page (timeline, chunks, throughput, rejections)."""
     out = out or Path(f"run-{run_id}-report.html")
     data = report.gather(conn, run_id)
@@ -560,30 +571,26 @@ def cmd_redrive(state: State, conn: Connection, settings: Settings, url: str, ru
     run = ledger.get_run(conn, run_id)
     pending = ledger.unfinished_chunks(conn, run_id)
     planned = bool(ledger.list_chunks(conn, run_id))
-    local = local or logs.is_local(run)
+    local = local or run.local
     if not local:
         _require_deployed_database(state, "redrive")
     if chunk_ids:
-        unknown = sorted(set(chunk_ids) - {c["chunk_id"] for c in pending})
-        if unknown:
-            raise InputError(f"run {run_id} has no unfinished chunk {', '.join(map(str, unknown))}")
-        pending = [c for c in pending if c["chunk_id"] in set(chunk_ids)]
-    if run["status"] not in ledger.REDRIVABLE and not dry_run:
-        raise InputError(f"run {run_id} is {run['status']}: only a FAILED or STOPPED run can be redriven")
+        pending = ledger.unfinished_chunks(conn, run_id, only=chunk_ids)
+    if not dry_run:
+        ledger.require_redrivable(run)
     if not pending and (chunk_ids or planned):  # a run that ended before planning is staged and planned afresh
         raise InputError(f"run {run_id} has no unfinished chunks to redrive")
-    name = execution_name("redrive", run_id, run["redrives"] + 1)
+    name = execution_name("redrive", run_id, run.redrives + 1)
     target = Target(local=local, stack_name=stack_name, database_url=url, log_file=None,
-                    max_concurrency=max_concurrency or int(run["max_concurrency"]))
+                    max_concurrency=max_concurrency or run.max_concurrency)
     if dry_run:
         with target.cloud(settings, name, logs_wanted=False) as cloud:
             letters = _letters_by_chunk(cloud.dead_letters(), run_id)
         _print_redrive_plan(state, run, pending, letters, target)
         return 0
     ledger.raise_if_active(conn, except_run=run_id)
-    conn.rollback()
     payload: dict[str, Any] = {"trigger": "redrive", "redrive_run_id": run_id,
-                               "redrive_chunk_ids": [c["chunk_id"] for c in pending]}
+                               "redrive_chunk_ids": [c.chunk_id for c in pending]}
     if local:  # in AWS the execution itself drives the run
         payload["executor"] = ledger.local_executor()
     if max_concurrency:
@@ -591,8 +598,7 @@ def cmd_redrive(state: State, conn: Connection, settings: Settings, url: str, ru
     state.say(f"redrive {len(pending)} chunk(s) of run {run_id} as execution {name}"
               + ("" if local else " in AWS"))
     outcome = _follow(state, conn, settings, target, name, payload, run_id=run_id,
-                      only={c["chunk_id"] for c in pending} or None, window=(run["window_start"], run["window_end"]),
-                      dead_letters=True)
+                      only={c.chunk_id for c in pending} or None, dead_letters=True)
     return _finish(state, outcome, target, show_metrics=metrics)
 
 
@@ -610,12 +616,12 @@ def cmd_redrive(state: State, conn: Connection, settings: Settings, url: str, ru
                  help="Abandon even when the driver's liveness cannot be checked (the heartbeat still must be "
                       "stale)."),
 )
-def cmd_abandon(state: State, conn: Connection, settings: Settings, url: str, run_id: int, stale_after: int,
+def cmd_abandon(state: State, conn: Connection, run_id: int, stale_after: int,
                 stack_name: str | None, force: bool) -> int:
     """Mark a dead run ABANDONED so a new run can start, with the reason recorded. Whether its driver is dead
     is asked where the run ran: its process for a local run, its execution in AWS for a run there."""
     run = ledger.get_run(conn, run_id)
-    if run["status"] == "RUNNING":
+    if run.running:
         alive, why = _driver_alive(run, stack_name)
         age = _heartbeat_age(run)
         if alive:
@@ -627,18 +633,16 @@ def cmd_abandon(state: State, conn: Connection, settings: Settings, url: str, ru
             raise InputError(f"run {run_id} sent a heartbeat {age:.0f}s ago, under --stale-after "
                              f"{stale_after}s; wait, or check it is really dead ({why})")
         reason = f"abandoned: {why}, heartbeat {age:.0f}s old"
-    elif run["status"] in ledger.REDRIVABLE:
-        reason = f"abandoned after it {'failed' if run['status'] == 'FAILED' else 'was stopped'} (not redriven)"
     else:
-        raise InputError(f"run {run_id} is {run['status']}: only a RUNNING, FAILED or STOPPED run can be "
-                         "abandoned")
+        ledger.require_abandonable(run)
+        reason = run.abandon_reason_after_end()
     result = ledger.abandon_run(conn, run_id, reason)
     again = _rerun_command(run)
     if state.json:
         state.emit_json({"run_id": run_id, "status": "ABANDONED", "reason": reason,
-                         "chunks_abandoned": result["chunks_abandoned"], "next": [again]})
+                         "chunks_abandoned": result.tally("chunks_abandoned"), "next": [again]})
     else:
-        state.print(f"run {run_id} ABANDONED ({reason}); {result['chunks_abandoned']} unfinished chunk(s) marked "
+        state.print(f"run {run_id} ABANDONED ({reason}); {result.tally('chunks_abandoned')} unfinished chunk(s) marked "
                     "FAILED", f"to compute its window again: {again}")
     return 0
 
@@ -653,14 +657,13 @@ def cmd_abandon(state: State, conn: Connection, settings: Settings, url: str, ru
                  help=describe("Only the lines of this chunk.", default="every line of the run")),
     STACK_NAME_OPTION,
 )
-def cmd_logs(state: State, conn: Connection, settings: Settings, url: str, run_id: int, chunk_id: int | None,
+def cmd_logs(state: State, conn: Connection, run_id: int, chunk_id: int | None,
              stack_name: str | None) -> int:
     """Print a run's log lines: a local run's from its JSON-lines files under .runs/logs, a run in AWS from
     CloudWatch Logs (the stack's function log groups), by the run's correlation id. --json prints them as
     JSON lines."""
     run = ledger.get_run(conn, run_id)
-    conn.rollback()
-    if logs.is_local(run):
+    if run.local:
         files = logs.local_files(runs_dir() / "logs", run)
         if not files:
             raise InputError(f"no log file of run {run_id} under {runs_dir() / 'logs'} (a run with --log-file "
@@ -672,7 +675,7 @@ def cmd_logs(state: State, conn: Connection, settings: Settings, url: str, run_i
             raise ConfigError(f"run {run_id} ran in AWS: its logs are in CloudWatch; pass --stack-name or set "
                               f"{STACK_NAME_ENV}")
         records = logs.read_cloudwatch(logs.stack_log_groups(stack), logs.correlation_ids(run), chunk_id=chunk_id,
-                                       since=run.get("created_at"))
+                                       since=run.created_at)
     shown = 0
     for record in records:
         shown += 1
@@ -700,7 +703,7 @@ class Target:
     def log_path(self, name: str) -> Path:
         return self.log_file or runs_dir() / "logs" / f"{name}.jsonl"
 
-    def cloud(self, settings: Settings, name: str, *, logs_wanted: bool = True) -> Any:
+    def cloud(self, settings: Settings, name: str, *, logs_wanted: bool = True) -> Cloud:
         if not self.local:
             from chunking.aws import AwsCloud
 
@@ -725,8 +728,7 @@ class Outcome:
 
 
 def _follow(state: State, conn: Connection, settings: Settings, target: Target, name: str, payload: dict[str, Any],
-            *, run_id: int | None, only: set[int] | None, window: tuple[date, date],
-            dead_letters: bool = False) -> Outcome:
+            *, run_id: int | None, only: set[int] | None, dead_letters: bool = False) -> Outcome:
     progress = Progress(console=state.err, enabled=not state.quiet)
     command = "redrive" if dead_letters else "run"
     try:
@@ -737,7 +739,7 @@ def _follow(state: State, conn: Connection, settings: Settings, target: Target, 
             progress.close(result.chunks, only=only)
             if not dead_letters:
                 return Outcome(result)
-            done = {c["chunk_id"] for c in result.chunks if c["status"] in ("SUCCEEDED", "SUPERSEDED")}
+            done = {c.chunk_id for c in result.chunks if c.finished}
             removed = cloud.dead_letters(delete=lambda letter: _letter_chunk(letter, run_id) in done)
             cleared = sum(1 for letter in removed if _letter_chunk(letter, run_id) in done)
             state.say(f"dead-letter messages of redriven chunks removed: {cleared}")
@@ -746,7 +748,7 @@ def _follow(state: State, conn: Connection, settings: Settings, target: Target, 
         raise Interrupted(_stopped_message(stopped), 128 + int(getattr(signal, stopped.signal_name,
                                                                         signal.SIGINT))) from None
     except KeyboardInterrupt:
-        raise Interrupted(_interrupted_message(conn, name, run_id, window, target)) from None
+        raise Interrupted(_interrupted_message(conn, name, run_id, target)) from None
 
 
 class Interrupted(Exception):
@@ -764,22 +766,18 @@ def _stopped_message(stopped: RunStopped) -> str:
             f"{stopped.run_id}")
 
 
-def _interrupted_message(conn: Connection, name: str, run_id: int | None, window: tuple[date, date],
-                         target: Target) -> str:
+def _interrupted_message(conn: Connection, name: str, run_id: int | None, target: Target) -> str:
     try:
-        conn.rollback()
-        run = ledger.find_run(conn, run_id) if run_id else \
-            db.fetch_one(conn, "ledger/get_run_by_execution", {"execution_name": name})
-        conn.rollback()
-    except Exception:  # the database is the thing that went away: say what we can
+        run = ledger.find_run(conn, run_id) if run_id else ledger.find_run_by_execution(conn, name)
+    except Exception:  # noqa: BLE001 - the database is the thing that went away: say what we can
         run = None
     if run is None:
         return f"interrupted before the run began; `{PROG} status` shows what ran"
     if not target.local:
-        return (f"interrupted: run {run['run_id']} goes on in AWS (execution {name}); follow it with "
-                f"`{PROG} status --run-id {run['run_id']}`")
-    return (f"interrupted: run {run['run_id']} is left {run['status']} without its driver; continue with "
-            f"`{PROG} abandon --run-id {run['run_id']} --stale-after 0`, then `{_rerun_command(run)}`")
+        return (f"interrupted: run {run.run_id} goes on in AWS (execution {name}); follow it with "
+                f"`{PROG} status --run-id {run.run_id}`")
+    return (f"interrupted: run {run.run_id} is left {run.status} without its driver; continue with "
+            f"`{PROG} abandon --run-id {run.run_id} --stale-after 0`, then `{_rerun_command(run)}`")
 
 
 def _finish(state: State, outcome: Outcome, target: Target, *, show_metrics: bool) -> int:
@@ -792,7 +790,7 @@ def _finish(state: State, outcome: Outcome, target: Target, *, show_metrics: boo
         extra["dead_letters_removed"] = outcome.dead_letters_removed
     if run is not None:
         extra["log_file"] = str(target.log_path(result.execution_name)) if target.local else None
-        extra["next"] = _next_commands(run, result)
+        extra["next"] = _next_commands(run)
     if state.json:
         summary = views.run_json(run, result.chunks, **extra)
         if result.execution_status != "SUCCEEDED":
@@ -802,9 +800,9 @@ def _finish(state: State, outcome: Outcome, target: Target, *, show_metrics: boo
     if run is None:
         state.err.print(f"{state.command}: error: {result.error}")
         return 1
-    state.print("", *views.run_summary({**run, "error": run.get("error") or
-                                        (None if result.succeeded else result.error)}, result.chunks))
-    unfinished = [c for c in result.chunks if c["status"] not in ("SUCCEEDED", "SUPERSEDED")]
+    shown = dataclasses.replace(run, error=run.error or (None if result.succeeded else result.error))
+    state.print("", *views.run_summary(shown, result.chunks))
+    unfinished = [c for c in result.chunks if not c.finished]
     if unfinished:
         state.print("", views.chunk_table(state.out, unfinished, errors=False, brief=True))
     if show_metrics and result.metrics:
@@ -812,31 +810,31 @@ def _finish(state: State, outcome: Outcome, target: Target, *, show_metrics: boo
                     views.metrics_table(state.out, result.metrics))
     state.print("")
     if target.local:
-        state.print(f"logs:    {target.log_path(result.execution_name)}  (`{PROG} logs --run-id {run['run_id']}`)")
+        state.print(f"logs:    {target.log_path(result.execution_name)}  (`{PROG} logs --run-id {run.run_id}`)")
     else:
-        state.print(f"logs:    `{PROG} logs --run-id {run['run_id']}` (CloudWatch Logs, correlation id "
+        state.print(f"logs:    `{PROG} logs --run-id {run.run_id}` (CloudWatch Logs, correlation id "
                     f"{result.execution_name})")
     for line in _next_steps(run, metrics_hint=bool(result.metrics) and not show_metrics, status_hint=True):
         state.print(line)
     return 0 if result.succeeded else 1
 
 
-def _next_commands(run: dict[str, Any], result: RunReport | None = None) -> list[str]:
-    rid = run["run_id"]
+def _next_commands(run: Run) -> list[str]:
+    rid = run.run_id
     steps = [f"{PROG} status --run-id {rid}", f"{PROG} report --run-id {rid}"]
-    if run["status"] in ledger.REDRIVABLE:
+    if run.redrivable:
         steps.insert(0, f"{PROG} redrive --run-id {rid}")
-    elif run["status"] == "ABANDONED":
+    elif run.status is RunStatus.ABANDONED:
         steps.insert(0, _rerun_command(run))
     return steps
 
 
-def _next_steps(run: dict[str, Any], *, metrics_hint: bool = False, status_hint: bool = False) -> list[str]:
-    rid = run["run_id"]
+def _next_steps(run: Run, *, metrics_hint: bool = False, status_hint: bool = False) -> list[str]:
+    rid = run.run_id
     lines = []
-    if run["status"] in ledger.REDRIVABLE:
+    if run.redrivable:
         lines.append(f"continue: `{PROG} redrive --run-id {rid}` (to preview: add --dry-run)")
-    elif run["status"] == "ABANDONED":
+    elif run.status is RunStatus.ABANDONED:
         lines.append(f"again:   `{_rerun_command(run)}`")
     lines.append(f"report:  `{PROG} report --run-id {rid}`")
     if status_hint:
@@ -845,9 +843,9 @@ def _next_steps(run: dict[str, Any], *, metrics_hint: bool = False, status_hint:
     return lines
 
 
-def _rerun_command(run: dict[str, Any]) -> str:
-    where = " --local" if logs.is_local(run) else ""
-    return f"{PROG} run{where} --start {run['window_start']} --end {run['window_end']}"
+def _rerun_command(run: Run) -> str:
+    where = " --local" if run.local else ""
+    return f"{PROG} run{where} --start {run.window_start} --end {run.window_end}"
 
 
 def _require_deployed_database(state: State, command: str) -> None:
@@ -867,30 +865,30 @@ def _letters_by_chunk(letters: list[dict[str, Any]], run_id: int) -> dict[int, d
     return {cid: letter for letter in letters if (cid := _letter_chunk(letter, run_id)) is not None}
 
 
-def _print_redrive_plan(state: State, run: dict[str, Any], pending: list[dict[str, Any]],
+def _print_redrive_plan(state: State, run: Run, pending: list[Chunk],
                         letters: dict[int, dict[str, Any]], target: Target) -> None:
     now = datetime.now(UTC)
     rows = []
     for c in pending:
-        since = c["finished_at"] or c["queued_at"]
+        since = c.finished_at or c.queued_at
         age = (now - since).total_seconds() if since else None
-        rows.append({"chunk_id": c["chunk_id"], "chunk_start": c["chunk_start"].isoformat(),
-                     "chunk_end": c["chunk_end"].isoformat(), "status": c["status"], "attempts": c["attempts"],
-                     "last_error": c["last_error"], "age_s": round(age) if age is not None else None,
-                     "in_dead_letter_queue": c["chunk_id"] in letters})
+        rows.append({"chunk_id": c.chunk_id, "chunk_start": c.chunk_start.isoformat(),
+                     "chunk_end": c.chunk_end.isoformat(), "status": c.status.value, "attempts": c.attempts,
+                     "last_error": c.last_error, "age_s": round(age) if age is not None else None,
+                     "in_dead_letter_queue": c.chunk_id in letters})
     where = "local" if target.local else "aws"
     if state.json:
-        state.emit_json({"run_id": run["run_id"], "status": run["status"], "where": where, "would_redrive": rows})
+        state.emit_json({"run_id": run.run_id, "status": run.status.value, "where": where, "would_redrive": rows})
         return
     state.print(*views.redrive_plan(state.out, run, rows),
-                f"redrive it ({'here' if target.local else 'in AWS'}): `{PROG} redrive --run-id {run['run_id']}`")
+                f"redrive it ({'here' if target.local else 'in AWS'}): `{PROG} redrive --run-id {run.run_id}`")
 
 
-def _heartbeat_age(run: dict[str, Any]) -> float:
-    return (datetime.now(UTC) - run["heartbeat_at"]).total_seconds()
+def _heartbeat_age(run: Run) -> float:
+    return (datetime.now(UTC) - run.heartbeat_at).total_seconds()
 
 
-def _driver_alive(run: dict[str, Any], stack_name: str | None = None) -> tuple[bool | None, str]:
+def _driver_alive(run: Run, stack_name: str | None = None) -> tuple[bool | None, str]:
     """Is whatever drives a RUNNING run still alive? (:func:`chunking.liveness.driver_alive`; for a run in AWS,
     its execution is asked of the stack's state machine.)"""
 
@@ -902,10 +900,10 @@ def _driver_alive(run: dict[str, Any], stack_name: str | None = None) -> tuple[b
     return driver_alive(run, execution_status)
 
 
-def _liveness_line(run: dict[str, Any], stack_name: str | None = None) -> str:
+def _liveness_line(run: Run, stack_name: str | None = None) -> str:
     alive, why = _driver_alive(run, stack_name)
     return (f"liveness: {why}; last heartbeat {_heartbeat_age(run):.0f}s ago"
-            + ("" if alive else f" — if it is dead: {PROG} abandon --run-id {run['run_id']}"))
+            + ("" if alive else f" — if it is dead: {PROG} abandon --run-id {run.run_id}"))
 
 
 # --- the entry point ----------------------------------------------------------------------------------------------
@@ -913,7 +911,7 @@ def _liveness_line(run: dict[str, Any], stack_name: str | None = None) -> str:
 def _option_name(param: click.Parameter | None) -> str:
     if param is None:
         return "value"
-    opts = getattr(param, "opts", None) or [param.name or "value"]
+    opts: list[str] = list(getattr(param, "opts", None) or [param.name or "value"])
     return max(opts, key=len)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -196,7 +196,7 @@ class Progress:
         self._stop()
 
     def update(self, done: int, total: int, running: int, failed: int, retrying: int = 0, phase: str = "",
-               chunks: Sequence[dict[str, Any]] | None = None) -> None:
+               chunks: Sequence[Mapping[str, Any]] | None = None) -> None:
         """A poll of the ledger: the counts, and (when given) the chunks themselves."""
         self.counts = _Counts(done, total, running, failed, retrying, phase)
         if not self.enabled:
@@ -212,7 +212,7 @@ class Progress:
     def finish(self) -> None:
         """Polling ended; :meth:`close` shows the final state."""
 
-    def close(self, chunks: Sequence[dict[str, Any]], *, only: set[int] | None = None) -> None:
+    def close(self, chunks: Sequence[Mapping[str, Any]], *, only: set[int] | None = None) -> None:
         """The execution ended: lines for what finished since the last poll, the final frame, the count line."""
         live = [c for c in chunks if c["status"] != "SUPERSEDED" and (only is None or c["chunk_id"] in only)]
         states = [c["status"] for c in live]
@@ -226,7 +226,7 @@ class Progress:
         self._stop()
         self.console.print(self.count_line(live))
 
-    def count_line(self, chunks: Sequence[dict[str, Any]]) -> Text:
+    def count_line(self, chunks: Sequence[Mapping[str, Any]]) -> Text:
         states = [c["status"] for c in chunks]
         ok, failed = states.count("SUCCEEDED"), states.count("FAILED")
         other = len(states) - ok - failed
@@ -239,7 +239,7 @@ class Progress:
         line.append(f" of {len(states)} {self.label} in {duration(time.monotonic() - self.started)}")
         return line
 
-    def _chunk_lines(self, chunks: Sequence[dict[str, Any]], total: int) -> None:
+    def _chunk_lines(self, chunks: Sequence[Mapping[str, Any]], total: int) -> None:
         for c in chunks:
             status = c.get("status")
             if status not in ("SUCCEEDED", "FAILED") or self._reported.get(c["chunk_id"]) == status:
@@ -253,7 +253,7 @@ class Progress:
             self.console.print(line)
 
     @staticmethod
-    def chunk_line(c: dict[str, Any], index: int, total: int) -> Text:
+    def chunk_line(c: Mapping[str, Any], index: int, total: int) -> Text:
         ok = c["status"] == "SUCCEEDED"
         line = Text(f"{index} of {total} ")
         line.append("OK" if ok else "FAILED", style=STATE_STYLES["OK" if ok else "FAILED"])

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 import threading
 import warnings
 import weakref
@@ -24,6 +25,8 @@ from chunking.errors import ConfigError, TransientError, classify_db_error, desc
 from chunking.observability import subsegment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# An edge read, at import, documented (README, Settings): where the SQL files are (a Lambda bundle ships them
+# beside the code, so the default fits everywhere; tests and tools may point elsewhere).
 SQL_DIR = Path(os.environ.get("ETL_SQL_DIR", PROJECT_ROOT / "sql"))
 DEFAULT_DATA_DIR = PROJECT_ROOT / ".pgdata"
 CONNECT_TIMEOUT_S = 10
@@ -203,9 +206,9 @@ class ConnectionCache:
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
             conn.rollback()
-            return True
         except psycopg2.Error:
             return False
+        return True
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -267,10 +270,11 @@ def write(conn: Connection, *, first: Callable[[Connection], None] | None = None
 
 
 @contextlib.contextmanager
-def read(conn: Connection) -> Iterator[Connection]:
+def read(conn: Connection, *, snapshot: bool = False) -> Iterator[Connection]:
     """A unit of work that only reads: its transaction always ends (rolled back), so no snapshot or lock is
-    held after it. Inside a writing unit of work it joins that one."""
-    outer = _begin(conn, None)
+    held after it. With ``snapshot``, every statement inside sees one snapshot (REPEATABLE READ, READ ONLY).
+    Inside a writing unit of work it joins that one."""
+    outer = _begin(conn, _read_only_snapshot if snapshot else None)
     try:
         yield conn
     finally:
@@ -278,6 +282,11 @@ def read(conn: Connection) -> Iterator[Connection]:
 
 
 transaction = write  # the name the first round used
+
+
+def _read_only_snapshot(conn: Connection) -> None:
+    with classified(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
 
 @contextlib.contextmanager
@@ -380,6 +389,10 @@ def embedded_database_url(data_dir: Path | None = None) -> str:
     no installed server. The server stops when the last process using it exits."""
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) as pgserver loads: harmless here
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    if sys.version_info >= (3, 13):  # pgserver has no wheel for 3.13 yet (pyproject marks it < 3.13)
+        raise ConfigError("no database given and the embedded PostgreSQL is not available on Python "
+                          f"{sys.version_info.major}.{sys.version_info.minor}: give DATABASE_URL (or --database-url), "
+                          "or use Python <= 3.12")
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - the local extra is installed by `make install`
@@ -387,7 +400,7 @@ def embedded_database_url(data_dir: Path | None = None) -> str:
                           "PostgreSQL is not installed: run `make install`") from exc
     data_dir = Path(os.environ.get("ETL_DATA_DIR", data_dir or DEFAULT_DATA_DIR))
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined, unused-ignore]
     _embedded_servers.append(server)  # keep a reference: the server lives as long as this process
     return str(server.get_uri())
 

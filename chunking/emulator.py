@@ -296,8 +296,8 @@ class LocalCloud:
         cloud = self
         original_invoke = LambdaSimpleBackend.invoke
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                   response_headers: Any) -> bytes:
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,  # noqa: ARG001
+                   response_headers: Any) -> bytes:  # moto's LambdaSimpleBackend.invoke signature
             return cloud._invoke(function_name, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
@@ -433,7 +433,7 @@ class LocalCloud:
         try:
             with _in_lambda():
                 result = handler(event, LambdaContext(logical_id, self.options.worker_timeout_s))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as Lambda does: any exception is the invocation's error
             self.invocations.append((logical_id, type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
@@ -461,7 +461,7 @@ class LocalCloud:
                     reply = handler(event, LambdaContext(WORKER_FUNCTION, self.options.worker_timeout_s))
                 failed = {f["itemIdentifier"] for f in (reply or {}).get("batchItemFailures", [])}
                 self.invocations.append(("ChunkWorkerFunction", "ok" if not failed else "partial"))
-            except Exception as exc:  # the whole batch failed: every message comes back
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed: every message comes back
                 self.invocations.append(("ChunkWorkerFunction", type(exc).__name__))
                 failed = {m["MessageId"] for m in messages}
             for message in messages:
@@ -560,7 +560,7 @@ def _defer_moto_batch() -> None:
     moto.batch = package
 
 
-def _swap_stream(handler: logging.StreamHandler, stream: Any) -> None:
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
     """Point a handler at another stream without flushing the old one (it may be closed already)."""
     if getattr(stream, "closed", False):
         stream = sys.stdout
@@ -628,9 +628,9 @@ def _scaled_retry_waits(scale: float) -> Iterator[None]:
         def sleep(seconds: float) -> None:
             time.sleep(seconds * scale)
 
-    original = retrier_decl.time
-    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    original = retrier_decl.time  # type: ignore[attr-defined, unused-ignore]
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment, attr-defined, unused-ignore]
     try:
         yield
     finally:
-        retrier_decl.time = original
+        retrier_decl.time = original  # type: ignore[attr-defined, unused-ignore]

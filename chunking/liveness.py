@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 LOCAL_PREFIX = "local:"
 
@@ -19,19 +19,30 @@ LOCAL_PREFIX = "local:"
 ExecutionStatus = Callable[[str], str]
 
 
+class Driven(Protocol):
+    """What liveness reads of a run (:class:`chunking.ledger.Run`)."""
+
+    @property
+    def execution_name(self) -> str: ...
+    @property
+    def executor(self) -> str | None: ...
+    @property
+    def driver(self) -> str | None: ...
+
+
 def local_executor() -> str:
     """Who drives a local run: ``local:<host>:<pid>``, so a later command can tell whether it still lives."""
     return f"{LOCAL_PREFIX}{socket.gethostname()}:{os.getpid()}"
 
 
-def is_local(run: Mapping[str, Any]) -> bool:
+def is_local(run: Driven) -> bool:
     """Was the run (or its latest redrive) driven from a workstation rather than by an execution in AWS?"""
-    return str(run.get("executor") or "").startswith(LOCAL_PREFIX)
+    return str(run.executor or "").startswith(LOCAL_PREFIX)
 
 
-def driver_alive(run: Mapping[str, Any], execution_status: ExecutionStatus | None = None) -> tuple[bool | None, str]:
+def driver_alive(run: Driven, execution_status: ExecutionStatus | None = None) -> tuple[bool | None, str]:
     """Is whatever drives a RUNNING run alive? ``(True | False | None, why)``; ``None`` when it cannot be told."""
-    executor = str(run.get("executor") or run.get("driver") or run.get("execution_name") or "")
+    executor = str(run.executor or run.driver or run.execution_name or "")
     if executor.startswith(LOCAL_PREFIX):
         _, host, pid = executor.split(":", 2)
         if host != socket.gethostname():
@@ -43,12 +54,12 @@ def driver_alive(run: Mapping[str, Any], execution_status: ExecutionStatus | Non
         except (PermissionError, ValueError):
             return True, f"its process {pid} exists"
         return True, f"its process {pid} is running"
-    driver = str(run.get("driver") or executor)
+    driver = str(run.driver or executor)
     if execution_status is None:
         return None, f"its execution {driver} cannot be checked from here"
     try:
         status = execution_status(driver)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the lookup raises, liveness is then unknown, and says why
         return None, f"its execution {driver} cannot be checked from here ({exc})"
     if status == "RUNNING":
         return True, f"its execution {driver} is RUNNING"

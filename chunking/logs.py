@@ -11,28 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from chunking.errors import ConfigError
+from chunking.ledger import Run
+from chunking.liveness import is_local
 
 Row = dict[str, Any]
 
-
-def is_local(run: Row) -> bool:
-    """Whether a run was driven from a workstation (``local:<host>:<pid>``) rather than by its AWS execution."""
-    return str(run.get("executor") or "").startswith("local:")
+__all__ = ["correlation_ids", "is_local", "local_files", "read_cloudwatch", "read_local", "stack_log_groups"]
 
 
-def correlation_ids(run: Row) -> list[str]:
+def correlation_ids(run: Run) -> list[str]:
     """The executions of a run: its first, and the latest redrive's (recorded as the executor in AWS)."""
-    ids = [run["execution_name"]]
-    executor = str(run.get("executor") or "")
+    ids = [run.execution_name]
+    executor = str(run.executor or "")
     if executor and not is_local(run) and executor not in ids:
         ids.append(executor)
     return ids
 
 
-def local_files(logs_dir: Path, run: Row) -> list[Path]:
+def local_files(logs_dir: Path, run: Run) -> list[Path]:
     """The run's log files: its execution's, then its redrives' (``redrive-<run>-<n>-...``), oldest first."""
-    first = logs_dir / f"{run['execution_name']}.jsonl"
-    redrives = sorted(logs_dir.glob(f"redrive-{run['run_id']}-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    first = logs_dir / f"{run.execution_name}.jsonl"
+    redrives = sorted(logs_dir.glob(f"redrive-{run.run_id}-*.jsonl"), key=lambda p: p.stat().st_mtime)
     return [p for p in [first, *redrives] if p.is_file()]
 
 

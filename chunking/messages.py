@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from chunking.errors import InputError, PermanentError
+from chunking.settings import MAX_CONCURRENCY_LIMIT
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -57,7 +58,7 @@ class RunRequest(BaseModel):
     end_date: IsoDate | None = None
     chunk_days: int | None = Field(default=None, ge=1, le=366)
     max_chunk_rows: int | None = Field(default=None, ge=1)
-    max_concurrency: int | None = Field(default=None, ge=1, le=40)
+    max_concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     trigger: str = Field(default="manual", min_length=1, max_length=40)
     executor: str | None = Field(default=None, max_length=200)
     redrive_run_id: int | None = Field(default=None, ge=1)

@@ -16,7 +16,7 @@ from chunking.db import Connection, require_schema
 from chunking.errors import ConfigError, InputError, PermanentError, step_error_message
 from chunking.liveness import ExecutionStatus
 from chunking.messages import IsoDate, RunRequest, one_line
-from chunking.settings import Settings
+from chunking.settings import MAX_CONCURRENCY_LIMIT, Settings
 
 
 class RunContext(BaseModel):
@@ -32,7 +32,7 @@ class RunContext(BaseModel):
     stage_end: IsoDate
     chunk_days: int = Field(ge=1)
     max_chunk_rows: int | None = Field(default=None, ge=1)
-    max_concurrency: int = Field(ge=1, le=40)
+    max_concurrency: int = Field(ge=1, le=MAX_CONCURRENCY_LIMIT)
     correlation_id: str
     chunk_timeout_seconds: int = Field(ge=1)
     chunk_heartbeat_seconds: int = Field(ge=1)
@@ -104,18 +104,18 @@ def validate_config(event: Any, conn: Connection, settings: Settings,
         run = ledger.reopen_for_redrive(conn, request.redrive_run_id, request.executor or execution_name,
                                         driver=execution_name, max_concurrency=request.max_concurrency,
                                         execution_status=execution_status)
-        max_concurrency = int(run["max_concurrency"])  # the run's own, unless this redrive set another
-        chunk_days = request.chunk_days or int(run["chunk_days"])
-        pending = ledger.unfinished_chunks(conn, run["run_id"], request.redrive_chunk_ids)
+        max_concurrency = run.max_concurrency  # the run's own, unless this redrive set another
+        chunk_days = request.chunk_days or run.chunk_days
+        pending = ledger.unfinished_chunks(conn, run.run_id, request.redrive_chunk_ids)
         mode: Literal["run", "redrive"] = "redrive"
-        if not pending and not request.redrive_chunk_ids and not ledger.list_chunks(conn, run["run_id"]):
+        if not pending and not request.redrive_chunk_ids and not ledger.list_chunks(conn, run.run_id):
             # it failed (or stopped) before its chunks were planned: the redrive stages and plans it afresh
-            stage_start, stage_end, mode = run["window_start"], run["window_end"], "run"
+            stage_start, stage_end, mode = run.window_start, run.window_end, "run"
         elif not pending:
-            raise InputError(f"run {run['run_id']} has no unfinished chunks to redrive")
+            raise InputError(f"run {run.run_id} has no unfinished chunks to redrive")
         else:
-            stage_start = min(c["chunk_start"] for c in pending)
-            stage_end = max(c["chunk_end"] for c in pending)
+            stage_start = min(c.chunk_start for c in pending)
+            stage_end = max(c.chunk_end for c in pending)
     else:
         if request.start_date and request.end_date:
             start, end = request.start_date, request.end_date
@@ -129,16 +129,16 @@ def validate_config(event: Any, conn: Connection, settings: Settings,
                                window_end=end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
                                max_concurrency=max_concurrency, execution_status=execution_status)
         if request.stale:
-            freshness.select_stale_days(conn, run["run_id"], run["window_start"], run["window_end"])
-        stage_start, stage_end, mode = run["window_start"], run["window_end"], "run"
+            freshness.select_stale_days(conn, run.run_id, run.window_start, run.window_end)
+        stage_start, stage_end, mode = run.window_start, run.window_end, "run"
 
     context = RunContext(
-        run_id=run["run_id"], mode=mode, window_start=run["window_start"], window_end=run["window_end"],
+        run_id=run.run_id, mode=mode, window_start=run.window_start, window_end=run.window_end,
         stage_start=stage_start, stage_end=stage_end, chunk_days=chunk_days, max_chunk_rows=max_chunk_rows,
         max_concurrency=max_concurrency, correlation_id=execution_name,
         chunk_timeout_seconds=settings.chunk_timeout_seconds(max_concurrency),
         chunk_heartbeat_seconds=settings.chunk_heartbeat_seconds(),
-        redrive_chunk_ids=request.redrive_chunk_ids, stale=request.stale or bool(run.get("stale")))
+        redrive_chunk_ids=request.redrive_chunk_ids, stale=request.stale or bool(run.stale))
     return context.output()
 
 
@@ -171,8 +171,7 @@ def plan(event: Any, conn: Connection, settings: Settings) -> dict[str, Any]:
     if run.mode == "redrive":
         chunks = tasks.requeue_chunks(conn, run.run_id, run.redrive_chunk_ids, sizing)
     else:
-        chunks = tasks.plan_run(conn, {"run_id": run.run_id, "window_start": run.window_start,
-                                       "window_end": run.window_end}, sizing,
+        chunks = tasks.plan_run(conn, run, sizing,
                                 selected=freshness.selected_days(conn, run.run_id) if run.stale else None)
     return {"count": len(chunks), "chunks": [c.as_item() for c in chunks],
             "estimated_rows": sum(c.estimated_rows for c in chunks),

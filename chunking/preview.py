@@ -100,18 +100,19 @@ def preview(conn: Connection, settings: Settings, window_start: date, window_end
             fixed_rows: int | None, concurrency: int, stale: bool = False) -> Preview:
     """The plan of a run over the window (changes nothing); with ``stale``, of a stale run: only the days that are
     not FRESH now, each with why (``stale_days``)."""
-    loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(
-        conn, "tasks/count_visits_by_day", {"window_start": window_start, "window_end": window_end})}
-    conn.rollback()
-    sizing = tasks.plan_sizing(conn, settings, chunk_days=chunk_days, fixed_rows=fixed_rows, concurrency=concurrency)
+    window = {"window_start": window_start, "window_end": window_end}
+    with db.read(conn):
+        loads = {r["visit_date"]: int(r["rows"]) for r in db.fetch_all(conn, "tasks/count_visits_by_day", window)}
+        sizing = tasks.plan_sizing(conn, settings, chunk_days=chunk_days, fixed_rows=fixed_rows,
+                                   concurrency=concurrency)
     stale_days = None
-    if stale:
+    if stale:  # its own reads (freshness.stale_plan)
         stale_days, chunks = freshness.stale_plan(conn, window_start, window_end, sizing)
         loads = {day: n for day, n in loads.items() if day in {d.date for d in stale_days}}
     else:
         chunks = plan_window(window_start, window_end, loads, sizing)
-    days = db.fetch_all(conn, "tasks/day_coverage", {"window_start": window_start, "window_end": window_end})
-    conn.rollback()
+    with db.read(conn):
+        days = db.fetch_all(conn, "tasks/day_coverage", window)
     return Preview(window_start, window_end, sum(loads.values()), sizing, chunks,
                    [_coverage(c, days) for c in chunks], budget(chunks), estimate_cost(chunks), stale_days)
 

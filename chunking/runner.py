@@ -13,38 +13,47 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from chunking import ledger
 from chunking.console import Progress
 from chunking.db import Connection
 from chunking.errors import TransientError, step_error_message
+from chunking.ledger import ChunkStatus, RunStatus
 from chunking.observability import summarise
 
 HEARTBEAT_EVERY_S = 5.0
 
 
 class Cloud(Protocol):
+    """Where executions run: :class:`chunking.emulator.LocalCloud` (here) or :class:`chunking.aws.AwsCloud`."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
     def start_workers(self) -> None: ...
+    def stop_taking_chunks(self) -> None: ...
+    def stop_workers(self) -> None: ...
     def start_execution(self, name: str, payload: dict[str, Any]) -> str: ...
     def wait(self, execution_arn: str, on_tick: Callable[[], None] | None = None,
              interval_s: float = 0.2) -> dict[str, Any]: ...
     def dead_letters(self, *, delete: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]: ...
+    @property
+    def metric_records(self) -> list[dict[str, Any]]: ...
 
 
 @dataclasses.dataclass
 class RunReport:
     execution_name: str
     execution_status: str
-    run: dict[str, Any] | None
-    chunks: list[dict[str, Any]]
+    run: ledger.Run | None
+    chunks: list[ledger.Chunk]
     error: str | None
     seconds: float
     metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # EMF, summarised (local)
 
     @property
     def succeeded(self) -> bool:
-        return self.run is not None and self.run["status"] == "SUCCEEDED" and self.execution_status == "SUCCEEDED"
+        return self.run is not None and self.run.status is RunStatus.SUCCEEDED and self.execution_status == "SUCCEEDED"
 
 
 def wait_for(describe: Callable[[str], dict[str, Any]], execution_arn: str,
@@ -101,7 +110,7 @@ def _stop_signals() -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - the signal module's signature
         raise _Signalled(signal.Signals(signum).name)
 
     previous = {name: signal.signal(getattr(signal, name), handler) for name in STOP_SIGNALS
@@ -166,7 +175,7 @@ class _Watch:
 
     def find_run(self, conn: Connection) -> int | None:
         found = ledger.find_run_by_execution(conn, self.name)
-        return int(found["run_id"]) if found else None
+        return found.run_id if found else None
 
     def tick(self) -> None:
         if self.run_id is None:
@@ -183,12 +192,12 @@ class _Watch:
         if chunks is None:
             self._show_phase("starting")
             return
-        chunks = [c for c in chunks if c["status"] != "SUPERSEDED"]
+        chunks = [c for c in chunks if c.live]
         if self.only_chunks is not None:  # a redrive: count only what it re-processes
-            chunks = [c for c in chunks if c["chunk_id"] in self.only_chunks]
-        states = [c["status"] for c in chunks]
-        self.progress.update(states.count("SUCCEEDED"), len(states), states.count("RUNNING"),
-                             states.count("FAILED"), states.count("RETRYING"),
+            chunks = [c for c in chunks if c.chunk_id in self.only_chunks]
+        states = [c.status for c in chunks]
+        self.progress.update(states.count(ChunkStatus.SUCCEEDED), len(states), states.count(ChunkStatus.RUNNING),
+                             states.count(ChunkStatus.FAILED), states.count(ChunkStatus.RETRYING),
                              phase="staging and planning" if not states else "", chunks=chunks)
 
     def _beat(self, conn: Connection) -> bool:
@@ -233,17 +242,16 @@ def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any]
     error = execution_error(described)
     if not ok:
         return RunReport(name, described["status"], None, [], _unreachable(error, known_run),
-                         time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
+                         time.monotonic() - began, summarise(cloud.metric_records))
 
-    def outcome(c: Connection) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    def outcome(c: Connection) -> tuple[ledger.Run | None, list[ledger.Chunk]]:
         if known_run is None:
             return None, []
         run = ledger.find_run(c, known_run)
-        if run is not None and run["status"] == "RUNNING" and described["status"] != "RUNNING" \
-                and run.get("driver") == name:
+        if run is not None and run.running and described["status"] != "RUNNING" and run.driver == name:
             # the execution ended but the ledger still says RUNNING: a step could not record the end (an outage
             # outlasted its retries). The driver repairs it now, so no run is left claiming to be driven.
-            ledger.close_run(c, known_run, "FAILED", f"execution {name} ended {described['status']}: "
+            ledger.close_run(c, known_run, RunStatus.FAILED, f"execution {name} ended {described['status']}: "
                              f"{error or 'no error given'}", driver=name)
             run = ledger.find_run(c, known_run)
         return run, ledger.list_chunks(c, known_run)
@@ -251,10 +259,10 @@ def follow(cloud: Cloud, conn: Connection, *, name: str, payload: dict[str, Any]
     ok, result = ledger_view.patiently(outcome, FINAL_READ_PATIENCE_S)
     if not ok:
         return RunReport(name, described["status"], None, [], _unreachable(error, known_run),
-                         time.monotonic() - began, summarise(getattr(cloud, "metric_records", [])))
+                         time.monotonic() - began, summarise(cloud.metric_records))
     run, chunks = result
     return RunReport(name, described["status"], run, chunks, error, time.monotonic() - began,
-                     summarise(getattr(cloud, "metric_records", [])))
+                     summarise(cloud.metric_records))
 
 
 def _unreachable(error: str | None, run_id: int | None) -> str:
@@ -266,17 +274,13 @@ def _unreachable(error: str | None, run_id: int | None) -> str:
 def _stop(cloud: Cloud, view: _Ledger, name: str, run_id: int | None, signal_name: str) -> RunStopped:
     """Stop a local run on a signal: no new chunk is taken, what chunks run now is cancelled (rolled back), the
     run is marked STOPPED with the signal as its reason, and the workers are let go."""
-    stop_taking = getattr(cloud, "stop_taking_chunks", None)
-    if stop_taking:
-        stop_taking()
+    cloud.stop_taking_chunks()
     if run_id is None:
-        run_id = view.attempt(lambda c: (ledger.find_run_by_execution(c, name) or {}).get("run_id"))
+        run_id = view.attempt(lambda c: getattr(ledger.find_run_by_execution(c, name), "run_id", None))
     if run_id is not None:
         view.attempt(lambda c: ledger.cancel_chunk_statements(c, run_id))
-        view.patiently(lambda c: ledger.close_run(c, run_id, "STOPPED", f"stopped by {signal_name}"), 10.0)
-    stop_workers = getattr(cloud, "stop_workers", None)
-    if stop_workers:
-        stop_workers()
+        view.patiently(lambda c: ledger.close_run(c, run_id, RunStatus.STOPPED, f"stopped by {signal_name}"), 10.0)
+    cloud.stop_workers()
     return RunStopped(run_id, signal_name)
 
 

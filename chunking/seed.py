@@ -178,11 +178,6 @@ def seed_visits(conn: Connection, *, visits: int, start: date, days: int, seed: 
         copy = sql.SQL("COPY analytics.visits ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
         cur.copy_expert(copy.as_string(cur), _copy_text(generate(visits, start, days, seed, first_id, caregiver_count)))
-    old = conn.autocommit
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("ANALYZE analytics.visits")
-    finally:
-        conn.autocommit = old
+    with db.autocommit(conn), db.classified(), conn.cursor() as cur:
+        cur.execute("ANALYZE analytics.visits")
     return {"visits": visits, "first_id": first_id, "replaced": existing if mode == "replace" else 0}

@@ -44,6 +44,11 @@ LOOKBACK_DAYS = "ETL_LOOKBACK_DAYS"
 
 PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production"})
 
+# Bounds, in one place: the settings below, the state machine input (messages.RunRequest), the run context
+# (pipeline.RunContext) and the CLI's options read them from here.
+MAX_CONCURRENCY_LIMIT = 40  # the Map's MaxConcurrencyPath, and local workers; a Lambda's share of RDS connections
+WORKER_TIMEOUT_LIMIT_S = 900  # Lambda's longest timeout
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
@@ -99,10 +104,11 @@ class Settings:
             chunk_days=_int(env, CHUNK_DAYS, cls.chunk_days, minimum=1),
             max_chunk_rows=_int(env, MAX_CHUNK_ROWS, 0, minimum=0) or None,
             target_chunk_seconds=_int(env, TARGET_CHUNK_SECONDS, cls.target_chunk_seconds, minimum=1),
-            max_concurrency=_int(env, MAX_CONCURRENCY, cls.max_concurrency, minimum=1, maximum=40),
+            max_concurrency=_int(env, MAX_CONCURRENCY, cls.max_concurrency, minimum=1, maximum=MAX_CONCURRENCY_LIMIT),
             max_receive_count=_int(env, MAX_RECEIVE_COUNT, cls.max_receive_count, minimum=1),
             timeout_margin_ms=_int(env, TIMEOUT_MARGIN_MS, cls.timeout_margin_ms, minimum=0),
-            worker_timeout_s=_int(env, WORKER_TIMEOUT_S, cls.worker_timeout_s, minimum=1, maximum=900),
+            worker_timeout_s=_int(env, WORKER_TIMEOUT_S, cls.worker_timeout_s, minimum=1,
+                                  maximum=WORKER_TIMEOUT_LIMIT_S),
             retry_base_ms=_int(env, RETRY_BASE_MS, cls.retry_base_ms, minimum=0),
             retry_max_ms=_int(env, RETRY_MAX_MS, cls.retry_max_ms, minimum=0, maximum=43_200_000),
             chunk_timeout_s=_int(env, CHUNK_TIMEOUT_S, 0, minimum=0) or None,

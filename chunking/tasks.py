@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from chunking import db, freshness, ledger
 from chunking.db import Connection
 from chunking.errors import EtlError, InputError, PermanentError, TransientError, as_pipeline_error
+from chunking.ledger import COUNT_FIELDS, ChunkStatus, RunStatus
 from chunking.planner import (
     MIN_ROWS_MEASURED,
     Chunk,
@@ -34,7 +34,6 @@ from chunking.settings import Settings
 # an owner dated d is therefore dated at most d + 4: staging reads that far past the range it serves.
 PARTNER_DAYS = 4
 
-COUNT_FIELDS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
 # estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).
@@ -77,13 +76,9 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
         freshness.record_fingerprints(conn, run_id, days if days is not None else days_between(range_start, range_end))
         db.execute(conn, "tasks/index_staged_visits", key)
         db.execute(conn, "tasks/analyze_staged_visits", key)
-        db.execute(conn, "ledger/mark_run_staged", {"run_id": run_id, "staged_rows": result.staged_rows})
-    old_autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
+        ledger.mark_staged(conn, run_id, result.staged_rows)
+    with db.autocommit(conn):
         db.execute(conn, "tasks/analyze_conflict_maps")
-    finally:
-        conn.autocommit = old_autocommit
     return result
 
 
@@ -109,21 +104,33 @@ def plan_sizing(conn: Connection, settings: Settings, *, chunk_days: int, fixed_
                            worker_timeout_s=settings.worker_timeout_s, concurrency=concurrency, fixed_rows=fixed_rows)
 
 
-def plan_run(conn: Connection, run: dict[str, Any], sizing: Sizing,
+class RunWindow(Protocol):
+    """A run and its window: a :class:`ledger.Run`, or the state machine's :class:`pipeline.RunContext`."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def window_start(self) -> date: ...
+    @property
+    def window_end(self) -> date: ...
+
+
+def plan_run(conn: Connection, run: RunWindow, sizing: Sizing,
              selected: Sequence[date] | None = None) -> list[Chunk]:
     """Plan the chunks of a fresh run from its staged rows per day and record them with the sizing (commits).
     ``selected``: only these days (a stale run). A plan one execution cannot carry is refused
     (:class:`PermanentError`), naming the limit."""
-    loads = rows_by_day(conn, run["run_id"], run["window_start"], run["window_end"])
-    chunks = plan_window(run["window_start"], run["window_end"], loads, sizing,
+    run_id = run.run_id
+    loads = rows_by_day(conn, run_id, run.window_start, run.window_end)
+    chunks = plan_window(run.window_start, run.window_end, loads, sizing,
                          selected=set(selected) if selected is not None else None)
     try:
         check_budget(chunks)
     except PlanTooLarge as exc:
         raise PermanentError(str(exc)) from None
-    with db.transaction(conn):
-        ledger.insert_chunks(conn, run["run_id"], chunks)
-        db.execute(conn, "ledger/record_sizing", {"run_id": run["run_id"], "sizing": json.dumps(sizing.as_dict())})
+    with db.write(conn):
+        ledger.insert_chunks(conn, run_id, chunks)
+        ledger.record_sizing(conn, run_id, sizing.as_dict())
     return chunks
 
 
@@ -138,31 +145,31 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, s
         raise PermanentError(str(exc)) from None
     if not rows:
         return []
-    loads = rows_by_day(conn, run_id, min(r["chunk_start"] for r in rows), max(r["chunk_end"] for r in rows))
+    loads = rows_by_day(conn, run_id, min(r.chunk_start for r in rows), max(r.chunk_end for r in rows))
     queued: list[Chunk] = []
     with db.write(conn):
-        next_id = int((db.fetch_one(conn, "ledger/max_chunk_id", {"run_id": run_id}) or {"max_chunk_id": 0})
-                      ["max_chunk_id"]) + 1
+        next_id = ledger.max_chunk_id(conn, run_id) + 1
         for r in rows:
-            rows_in = sum(n for d, n in loads.items() if r["chunk_start"] <= d <= r["chunk_end"])
-            chunk = Chunk(r["chunk_id"], r["chunk_start"], r["chunk_end"], rows_in, sizing.estimate_ms(rows_in))
-            if ran_out_of_time(r) and chunk.days > 1:
-                if db.fetch_one(conn, "ledger/supersede_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"]}):
+            rows_in = sum(n for d, n in loads.items() if r.chunk_start <= d <= r.chunk_end)
+            chunk = Chunk(r.chunk_id, r.chunk_start, r.chunk_end, rows_in, sizing.estimate_ms(rows_in))
+            if r.ran_out_of_time and chunk.days > 1:
+                if ledger.supersede_chunk(conn, run_id, r.chunk_id):
                     halves = [dataclasses.replace(h, estimated_ms=sizing.estimate_ms(h.estimated_rows))
                               for h in split_chunk(chunk, loads, next_id)]
                     next_id += len(halves)
-                    ledger.insert_chunks(conn, run_id, halves, split_from=r["chunk_id"])
+                    ledger.insert_chunks(conn, run_id, halves, split_from=r.chunk_id)
                     queued.extend(halves)
-            elif db.fetch_one(conn, "ledger/requeue_chunk", {"run_id": run_id, "chunk_id": r["chunk_id"],
-                                                              "estimated_rows": rows_in,
-                                                              "estimated_ms": chunk.estimated_ms}):
+            elif ledger.requeue_chunk(conn, run_id, r.chunk_id, estimated_rows=rows_in,
+                                      estimated_ms=chunk.estimated_ms):
                 queued.append(chunk)
     return queued
 
 
-def ran_out_of_time(chunk: dict[str, Any]) -> bool:
+def ran_out_of_time(chunk: ledger.Chunk | Mapping[str, Any]) -> bool:
     """Did the chunk's last attempt fail because the database cancelled it at its time limit? (Recorded from
-    the SQLSTATE and the limit the attempt set, never from the message text.)"""
+    the SQLSTATE and the limit the attempt set, never from the message text: :attr:`ledger.Chunk.ran_out_of_time`.)"""
+    if isinstance(chunk, ledger.Chunk):
+        return chunk.ran_out_of_time
     return bool(chunk.get("timed_out"))
 
 
@@ -214,17 +221,16 @@ def apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: da
 
 def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date, worker: str,
                  final_attempt: bool, before_commit: Callable[[ChunkResult], None] | None) -> ChunkResult:
-    key = {"run_id": run_id, "chunk_id": chunk_id}
     chunk = _check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end)
-    if chunk["status"] == "SUCCEEDED":
+    if chunk.succeeded:
         return _duplicate(chunk, attempt=None)
 
     with db.write(conn):
-        started = db.fetch_one(conn, "ledger/start_chunk_attempt", {**key, "worker": worker})
-        db.execute(conn, "ledger/touch_run", {"run_id": run_id})  # the run's heartbeat: a worker is on it
+        started = ledger.start_attempt(conn, run_id, chunk_id, worker)
+        ledger.touch_run(conn, run_id)  # the run's heartbeat: a worker is on it
     if started is None:  # another delivery finished it meanwhile
         return _duplicate(_check_chunk(conn, run_id, chunk_id, chunk_start, chunk_end), attempt=None)
-    attempt = int(started["attempt"])
+    attempt = started
 
     began = time.monotonic()
     limit_ms: list[int] = []
@@ -243,12 +249,12 @@ def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: d
                 settings["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
             db.set_local(conn, **settings)
             _lock_run(conn, run_id, exclusive=False)
-            locked = db.fetch_one(conn, "ledger/lock_chunk", key)
+            locked = ledger.lock_chunk(conn, run_id, chunk_id)
             assert locked is not None  # checked above, and chunk rows are never deleted
-            if locked["status"] == "SUPERSEDED":  # a redrive split it while this delivery waited
-                raise PermanentError(f"chunk {chunk_id} of run {run_id} was superseded by a re-plan")
-            if locked["status"] == "SUCCEEDED":  # another delivery committed it while this one waited
-                db.execute(conn, "ledger/mark_attempt_duplicate", {**key, "attempt": attempt})
+            if locked.status is ChunkStatus.SUPERSEDED:  # a redrive split it while this delivery waited
+                raise PermanentError(f"chunk {chunk_id} of run {run_id} was superseded by a re-plan")  # noqa: TRY301
+            if locked.succeeded:  # another delivery committed it while this one waited
+                ledger.mark_attempt_duplicate(conn, run_id, chunk_id, attempt)
                 return _duplicate(locked, attempt)
             counts = db.fetch_one(conn, "tasks/apply_chunk_conflicts",
                                   {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
@@ -260,16 +266,15 @@ def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: d
                                  **{f: int(counts[f]) for f in COUNT_FIELDS})
             if before_commit is not None:
                 before_commit(result)
-            db.execute(conn, "ledger/complete_chunk", {**key, "attempt": attempt, "duration_ms": duration_ms,
-                                                       "visits": result.visits,
-                                                       **{f: getattr(result, f) for f in COUNT_FIELDS}})
+            ledger.complete_chunk(conn, run_id, chunk_id, attempt, duration_ms=duration_ms, visits=result.visits,
+                                  counts={f: getattr(result, f) for f in COUNT_FIELDS})
             freshness.mark_computed(conn, run_id, chunk_id, chunk_start, chunk_end)
-        return result
-    except Exception as exc:
+    except Exception as exc:  # every failure is recorded in the ledger, classified, and re-raised
         error = as_pipeline_error(exc)
         gave_up = final_attempt or isinstance(error, PermanentError)
         _record_failure(conn, run_id, chunk_id, attempt, error, gave_up=gave_up)
         raise error from exc
+    return result
 
 
 def _milliseconds(setting: str | None) -> int:
@@ -281,50 +286,47 @@ def _milliseconds(setting: str | None) -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _check_staging(chunk: dict[str, Any], staged: int) -> None:
+def _check_staging(chunk: ledger.Chunk, staged: int) -> None:
     """The staging table is UNLOGGED (schema 003): crash recovery or a failover empties it. A chunk that does not
     find the staged visits its plan counted must not commit, or it would resolve every conflict of its dates."""
-    if staged != chunk["estimated_rows"]:
+    if staged != chunk.estimated_rows:
         raise PermanentError(
-            f"chunk {chunk['chunk_id']} of run {chunk['run_id']} found {staged:,} staged visits where its plan "
-            f"counted {chunk['estimated_rows']:,}: the run's staging was lost (a database restart or failover "
+            f"chunk {chunk.chunk_id} of run {chunk.run_id} found {staged:,} staged visits where its plan "
+            f"counted {chunk.estimated_rows:,}: the run's staging was lost (a database restart or failover "
             "empties the unlogged staging table); nothing was written, redrive the run to restage it")
 
 
-def _lock_run(conn: Connection, run_id: int, *, exclusive: bool) -> dict[str, Any]:
+def _lock_run(conn: Connection, run_id: int, *, exclusive: bool) -> ledger.RunLock:
     """Lock the run row: chunks share it, staging and reconciliation take it exclusively, so staging is
     never cleared or rebuilt under a chunk in flight. A chunk refuses a run that is not RUNNING."""
-    row = db.fetch_one(conn, "ledger/lock_run_exclusive" if exclusive else "ledger/lock_run_shared",
-                       {"run_id": run_id})
-    if row is None:
+    lock = ledger.lock_run(conn, run_id, exclusive=exclusive)
+    if lock is None:
         raise PermanentError(f"unknown run {run_id}")
-    status, staged_at = row["status"], row["staged_at"]
-    if not exclusive and (status != "RUNNING" or staged_at is None):
-        state = status if status != "RUNNING" else "RUNNING but not staged"
+    if not exclusive and (lock.status is not RunStatus.RUNNING or lock.staged_at is None):
+        state = lock.status if lock.status is not RunStatus.RUNNING else "RUNNING but not staged"
         raise PermanentError(f"run {run_id} is {state}: chunk not applied")
-    return {"status": status, "staged_at": staged_at}
+    return lock
 
 
-def _check_chunk(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> dict[str, Any]:
+def _check_chunk(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> ledger.Chunk:
     """The chunk's ledger row; the message must name a chunk of a known run, with the ledger's range."""
-    with db.read(conn):
-        chunk = db.fetch_one(conn, "ledger/get_chunk", {"run_id": run_id, "chunk_id": chunk_id})
+    chunk = ledger.find_chunk(conn, run_id, chunk_id)
     if chunk is None:
         if ledger.find_run(conn, run_id) is None:
             raise PermanentError(f"unknown run {run_id}")
         raise PermanentError(f"run {run_id} has no chunk {chunk_id}")
-    if (chunk["chunk_start"], chunk["chunk_end"]) != (chunk_start, chunk_end):
-        raise PermanentError(f"chunk {chunk_id} of run {run_id} covers {chunk['chunk_start']}..{chunk['chunk_end']}, "
+    if (chunk.chunk_start, chunk.chunk_end) != (chunk_start, chunk_end):
+        raise PermanentError(f"chunk {chunk_id} of run {run_id} covers {chunk.chunk_start}..{chunk.chunk_end}, "
                              f"not {chunk_start}..{chunk_end}")
-    if chunk["status"] == "SUPERSEDED":
+    if chunk.status is ChunkStatus.SUPERSEDED:
         raise PermanentError(f"chunk {chunk_id} of run {run_id} was superseded by a re-plan")
     return chunk
 
 
-def _duplicate(chunk: dict[str, Any], attempt: int | None) -> ChunkResult:
-    return ChunkResult(chunk["run_id"], chunk["chunk_id"], chunk["chunk_start"], chunk["chunk_end"], "DUPLICATE",
-                       attempt, visits=int(chunk["visits"] or 0), duration_ms=int(chunk["duration_ms"] or 0),
-                       **{f: int(chunk[f] or 0) for f in COUNT_FIELDS})
+def _duplicate(chunk: ledger.Chunk, attempt: int | None) -> ChunkResult:
+    return ChunkResult(chunk.run_id, chunk.chunk_id, chunk.chunk_start, chunk.chunk_end, "DUPLICATE",
+                       attempt, visits=chunk.count("visits"), duration_ms=int(chunk.duration_ms or 0),
+                       **{f: chunk.count(f) for f in COUNT_FIELDS})
 
 
 def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, error: EtlError, *,
@@ -336,10 +338,8 @@ def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, 
     saved_budget = db.set_budget(conn, None)  # recording a failure must not fail for want of time
     try:
         with contextlib.suppress(EtlError), db.write(conn):
-            db.execute(conn, "ledger/fail_chunk_attempt", {
-                "run_id": run_id, "chunk_id": chunk_id, "attempt": attempt,
-                "status": "FAILED" if gave_up else "RETRYING", "error_type": type(error).__name__,
-                "error": str(error)[:2000], "error_code": code, "timed_out": timed_out})
+            ledger.fail_attempt(conn, run_id, chunk_id, attempt, gave_up=gave_up, error_type=type(error).__name__,
+                                error=str(error), error_code=code, timed_out=timed_out)
     finally:
         db.set_budget(conn, saved_budget)
 
@@ -349,7 +349,7 @@ def _record_failure(conn: Connection, run_id: int, chunk_id: int, attempt: int, 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
     run_id: int
-    status: str
+    status: RunStatus
     error: str | None
     chunks: int
     failed_chunks: list[dict[str, Any]]
@@ -358,13 +358,15 @@ class RunOutcome:
     duration_ms: int | None = None
 
     def as_output(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["status"] = self.status.value
+        return out
 
 
 def abort_run(conn: Connection, run_id: int, message: str, *, driver: str | None = None) -> None:
     """A step failed for good: mark the RUNNING run FAILED with the message, fail its unfinished chunks (for a
     redrive) and clear its staging (commits); only if execution ``driver`` still drives the run."""
-    ledger.close_run(conn, run_id, "FAILED", message, driver=driver)
+    ledger.close_run(conn, run_id, RunStatus.FAILED, message, driver=driver)
 
 
 def reconcile_run(conn: Connection, run_id: int, *, driver: str | None = None) -> RunOutcome:
@@ -376,36 +378,34 @@ def reconcile_run(conn: Connection, run_id: int, *, driver: str | None = None) -
     with db.write(conn):
         lock = _lock_run(conn, run_id, exclusive=True)
         run = ledger.get_run(conn, run_id)
-        if lock["status"] != "RUNNING":
-            raise PermanentError(f"run {run_id} is {lock['status']}, not RUNNING: nothing to reconcile")
-        if driver is not None and run.get("driver") != driver:
-            raise PermanentError(f"run {run_id} is driven by execution {run.get('driver')}, not {driver}: "
+        if lock.status is not RunStatus.RUNNING:
+            raise PermanentError(f"run {run_id} is {lock.status}, not RUNNING: nothing to reconcile")
+        if run.driven_by_other_than(driver):
+            raise PermanentError(f"run {run_id} is driven by execution {run.driver}, not {driver}: "
                                  "this execution does not reconcile it")
-        chunks = [c for c in ledger.list_chunks(conn, run_id) if c["status"] != "SUPERSEDED"]
-        failed = [c for c in chunks if c["status"] != "SUCCEEDED"]
+        chunks = [c for c in ledger.list_chunks(conn, run_id) if c.live]
+        failed = [c for c in chunks if not c.succeeded]
         problems = []
-        if not chunks and not run["stale"]:  # a stale run with nothing stale has no chunks
+        if not chunks and not run.stale:  # a stale run with nothing stale has no chunks
             problems.append("no chunks were planned")
         if failed:
-            names = ", ".join(f"{c['chunk_id']} ({c['chunk_start']}..{c['chunk_end']}: {c['status']}"
-                              f"{', ' + str(c['last_error']) if c['last_error'] else ''})" for c in failed)
+            names = ", ".join(f"{c.chunk_id} ({c.chunk_start}..{c.chunk_end}: {c.status}"
+                              f"{', ' + str(c.last_error) if c.last_error else ''})" for c in failed)
             problems.append(f"{len(failed)} of {len(chunks)} chunks did not succeed: {names}")
         else:
-            unowned = db.fetch_one(conn, "ledger/count_unowned_active_conflicts", {
-                "run_id": run_id, "window_start": run["window_start"], "window_end": run["window_end"]})
-            if unowned and unowned["unowned"]:
-                problems.append(f"{unowned['unowned']} ACTIVE conflicts in the window have no succeeded chunk")
-        status = "FAILED" if problems else "SUCCEEDED"
+            unowned = ledger.unowned_active_conflicts(conn, run)
+            if unowned:
+                problems.append(f"{unowned} ACTIVE conflicts in the window have no succeeded chunk")
+        status = RunStatus.FAILED if problems else RunStatus.SUCCEEDED
         error = "; ".join(problems)[:4000] if problems else None
-        finished = db.fetch_one(conn, "ledger/finish_run", {"run_id": run_id, "status": status, "error": error,
-                                                             "driver": driver})
+        finished = ledger.finish_run(conn, run_id, status, error, driver=driver)
         assert finished is not None
         db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
     return RunOutcome(
         run_id=run_id, status=status, error=error, chunks=len(chunks),
-        failed_chunks=[{"chunk_id": c["chunk_id"], "chunk_start": c["chunk_start"].isoformat(),
-                        "chunk_end": c["chunk_end"].isoformat(), "status": c["status"],
-                        "attempts": c["attempts"], "error": c["last_error"]} for c in failed],
-        counts={f: int(finished[f] or 0) for f in ("visits", *COUNT_FIELDS)},
-        rejected=int(finished["rejected_rows"] or 0),
-        duration_ms=int((finished["finished_at"] - finished["created_at"]).total_seconds() * 1000))
+        failed_chunks=[{"chunk_id": c.chunk_id, "chunk_start": c.chunk_start.isoformat(),
+                        "chunk_end": c.chunk_end.isoformat(), "status": c.status.value,
+                        "attempts": c.attempts, "error": c.last_error} for c in failed],
+        counts={f: finished.count(f) for f in ("visits", *COUNT_FIELDS)},
+        rejected=int(finished.rejected_rows or 0),
+        duration_ms=int(((finished.finished_at or finished.created_at) - finished.created_at).total_seconds() * 1000))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,33 +10,34 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from chunking.console import Column, cell, duration, fitted_table, plain_table, state
+from chunking.ledger import COUNT_FIELDS, Attempt, Chunk, Run
 from chunking.planner import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, STATE_OVERHEAD_BYTES
 from chunking.preview import FUNCTION_MEMORY_GB, PRICES, Preview
 
-COUNTS = ("inserted", "updated", "resolved", "reopened", "unchanged")
+COUNTS = COUNT_FIELDS
 PROG = "etl-pipeline"
 
 
-def run_json(run: dict[str, Any] | None, chunks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def run_json(run: Run | None, chunks: list[Chunk], **extra: Any) -> dict[str, Any]:
     """The machine-readable summary of a run (``--json``)."""
     if run is None:
         return {"run_id": None, "status": "REJECTED", "chunks": 0, **dict.fromkeys(COUNTS, 0),
                 "rejected": 0, **extra}
-    live = [c for c in chunks if c["status"] != "SUPERSEDED"]
+    live = [c for c in chunks if c.live]
     out: dict[str, Any] = {
-        "run_id": run["run_id"], "status": run["status"], "window_start": cell(run["window_start"]),
-        "window_end": cell(run["window_end"]), "execution": run["execution_name"], "chunks": len(live),
-        "chunks_succeeded": sum(c["status"] == "SUCCEEDED" for c in live),
-        "visits": int(run["visits"] or 0),
-        "days": sum((c["chunk_end"] - c["chunk_start"]).days + 1 for c in live if c["status"] == "SUCCEEDED"),
-        **{k: int(run[k] or 0) for k in COUNTS},
-        "rejected": int(run["rejected_rows"] or 0),
-        "staged_rows": int(run["staged_rows"] or 0),
-        "duration_s": seconds_between(run.get("created_at"), run.get("finished_at")),
-        "failed_chunks": [{"chunk_id": c["chunk_id"], "chunk_start": cell(c["chunk_start"]),
-                           "chunk_end": cell(c["chunk_end"]), "status": c["status"], "attempts": c["attempts"],
-                           "error": c["last_error"]} for c in live if c["status"] != "SUCCEEDED"],
-        "error": run["error"],
+        "run_id": run.run_id, "status": run.status.value, "window_start": cell(run.window_start),
+        "window_end": cell(run.window_end), "execution": run.execution_name, "chunks": len(live),
+        "chunks_succeeded": sum(c.succeeded for c in live),
+        "visits": run.count("visits"),
+        "days": sum((c.chunk_end - c.chunk_start).days + 1 for c in live if c.succeeded),
+        **{k: run.count(k) for k in COUNTS},
+        "rejected": int(run.rejected_rows or 0),
+        "staged_rows": int(run.staged_rows or 0),
+        "duration_s": seconds_between(run.created_at, run.finished_at),
+        "failed_chunks": [{"chunk_id": c.chunk_id, "chunk_start": cell(c.chunk_start),
+                           "chunk_end": cell(c.chunk_end), "status": c.status.value, "attempts": c.attempts,
+                           "error": c.last_error} for c in live if not c.succeeded],
+        "error": run.error,
     }
     out.update(extra)
     return out
@@ -44,12 +46,14 @@ def run_json(run: dict[str, Any] | None, chunks: list[dict[str, Any]], **extra: 
 def seconds_between(start: Any, end: Any) -> float | None:
     if isinstance(start, datetime):
         end = end if isinstance(end, datetime) else datetime.now(UTC)
-        return round((end - start).total_seconds(), 3)
+        return round(float((end - start).total_seconds()), 3)
     return None
 
 
 def json_ready(value: Any) -> Any:
-    """Dates and datetimes as ISO strings, recursively."""
+    """Ledger models as their rows; dates and datetimes as ISO strings, recursively."""
+    if isinstance(value, Run | Chunk | Attempt):
+        return json_ready(value.as_dict())
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -63,26 +67,25 @@ def json_ready(value: Any) -> Any:
 
 # --- runs and chunks -----------------------------------------------------------------------------------------
 
-def run_summary(run: dict[str, Any], chunks: list[dict[str, Any]]) -> list[RenderableType]:
+def run_summary(run: Run, chunks: list[Chunk]) -> list[RenderableType]:
     """A run in a few lines: state, window, times (with their zone), chunk tally, figures, its error in full."""
-    live = [c for c in chunks if c["status"] != "SUPERSEDED"]
-    ok = sum(c["status"] == "SUCCEEDED" for c in live)
-    took = duration(seconds_between(run.get("created_at"), run.get("finished_at")))
-    head = Text(f"run {run['run_id']}  ")
-    head.append_text(state(run["status"]))
-    head.append(f"  window {cell(run['window_start'])}..{cell(run['window_end'])}  "
-                f"{'took' if run.get('finished_at') else 'running for'} {took}")
+    live = [c for c in chunks if c.live]
+    ok = sum(c.succeeded for c in live)
+    took = duration(seconds_between(run.created_at, run.finished_at))
+    head = Text(f"run {run.run_id}  ")
+    head.append_text(state(run.status))
+    head.append(f"  window {cell(run.window_start)}..{cell(run.window_end)}  "
+                f"{'took' if run.finished_at else 'running for'} {took}")
     lines: list[RenderableType] = [wrapped(line) for line in (
         head,
-        Text(f"trigger {run['trigger']}  redrives {run['redrives']}  execution {run['execution_name']}"),
-        Text(f"started {cell(run.get('created_at'))}" + (f"  finished {cell(run['finished_at'])}"
-                                                         if run.get("finished_at") else "")),
-        Text(f"chunks {len(live)} ({ok} succeeded, {len(live) - ok} not)  visits {cell(run.get('visits'))}  "
-             f"staged {cell(run.get('staged_rows'))}  rejected {cell(run.get('rejected_rows'))}"),
-        Text("conflicts " + ", ".join(f"{cell(run.get(k) or 0)} {k}" for k in COUNTS)),
+        Text(f"trigger {run.trigger}  redrives {run.redrives}  execution {run.execution_name}"),
+        Text(f"started {cell(run.created_at)}" + (f"  finished {cell(run.finished_at)}" if run.finished_at else "")),
+        Text(f"chunks {len(live)} ({ok} succeeded, {len(live) - ok} not)  visits {cell(run.visits)}  "
+             f"staged {cell(run.staged_rows)}  rejected {cell(run.rejected_rows)}"),
+        Text("conflicts " + ", ".join(f"{cell(run.count(k))} {k}" for k in COUNTS)),
     )]
-    if run.get("error"):
-        lines.append(wrapped(f"error: {run['error']}", style="red"))
+    if run.error:
+        lines.append(wrapped(f"error: {run.error}", style="red"))
     return lines
 
 
@@ -93,7 +96,7 @@ def wrapped(text: str | Text, style: str = "") -> Text:
     return line
 
 
-def chunk_table(console: Console, chunks: list[dict[str, Any]], *, errors: bool = True,
+def chunk_table(console: Console, chunks: list[Chunk], *, errors: bool = True,
                 brief: bool = False) -> RenderableType:
     """Chunks, one line each (a long last error is cut: :func:`error_details` has it in full)."""
     columns = [Column("chunk", numeric=True), Column("range"), Column("status"), Column("attempts", numeric=True),
@@ -105,11 +108,11 @@ def chunk_table(console: Console, chunks: list[dict[str, Any]], *, errors: bool 
         columns.append(Column("last error", flex=True, drop=8, max_width=80))
     rows = []
     for c in chunks:
-        took = duration(c["duration_ms"] / 1000) if c.get("duration_ms") is not None else "-"
-        row = [c["chunk_id"], f"{cell(c['chunk_start'])}..{cell(c['chunk_end'])}", state(c["status"]),
-               c["attempts"], took, c.get("visits"), *(c.get(k) for k in COUNTS)]
+        took = duration(c.duration_ms / 1000) if c.duration_ms is not None else "-"
+        row = [c.chunk_id, f"{cell(c.chunk_start)}..{cell(c.chunk_end)}", state(c.status),
+               c.attempts, took, c.visits, *(getattr(c, k) for k in COUNTS)]
         if errors:
-            row.append(_first_line(c.get("last_error")))
+            row.append(_first_line(c.last_error))
         rows.append(row)
     if brief:
         keep = [i for i, c in enumerate(columns) if c.header in ("chunk", "range", "status", "attempts")]
@@ -117,7 +120,7 @@ def chunk_table(console: Console, chunks: list[dict[str, Any]], *, errors: bool 
     return fitted_table(console, columns, rows)
 
 
-def error_details(chunks: list[dict[str, Any]]) -> list[RenderableType]:
+def error_details(chunks: Sequence[Chunk | Mapping[str, Any]]) -> list[RenderableType]:
     """The full last error of every chunk that has one (tables cut them)."""
     out: list[RenderableType] = []
     for c in chunks:
@@ -129,23 +132,23 @@ def error_details(chunks: list[dict[str, Any]]) -> list[RenderableType]:
     return [Text("errors in full:", style="bold"), *out] if out else []
 
 
-def runs_table(console: Console, runs: list[dict[str, Any]]) -> RenderableType:
+def runs_table(console: Console, runs: list[Run]) -> RenderableType:
     columns = [Column("run", numeric=True), Column("status"), Column("window"), Column("trigger", drop=6),
                Column("started", drop=9), Column("took", numeric=True, drop=8), Column("chunks ok", numeric=True),
                Column("inserted", numeric=True, drop=5), Column("updated", numeric=True, drop=2),
                Column("resolved", numeric=True, drop=3), Column("reopened", numeric=True, drop=1),
                Column("unchanged", numeric=True, drop=4), Column("rejected", numeric=True, drop=4),
                Column("error", flex=True, drop=7, max_width=80)]
-    rows = [[r["run_id"], state(r["status"]), f"{cell(r['window_start'])}..{cell(r['window_end'])}", r["trigger"],
-             r["created_at"], duration(seconds_between(r["created_at"], r["finished_at"])),
-             f"{r['chunks_succeeded']}/{r['chunks']}", *(r[k] for k in COUNTS), r["rejected_rows"],
-             _first_line(r["error"])] for r in runs]
+    rows = [[r.run_id, state(r.status), f"{cell(r.window_start)}..{cell(r.window_end)}", r.trigger,
+             r.created_at, duration(seconds_between(r.created_at, r.finished_at)),
+             f"{r.tally('chunks_succeeded')}/{r.tally('chunks')}", *(getattr(r, k) for k in COUNTS), r.rejected_rows,
+             _first_line(r.error)] for r in runs]
     return fitted_table(console, columns, rows)
 
 
-def redrive_plan(console: Console, run: dict[str, Any], rows: list[dict[str, Any]]) -> list[RenderableType]:
-    head = Text(f"run {run['run_id']} (")
-    head.append_text(state(run["status"]))
+def redrive_plan(console: Console, run: Run, rows: list[dict[str, Any]]) -> list[RenderableType]:
+    head = Text(f"run {run.run_id} (")
+    head.append_text(state(run.status))
     head.append(f"): {len(rows)} chunk(s) would be redriven (dry run, nothing changed)")
     columns = [Column("chunk", numeric=True), Column("range"), Column("status"), Column("attempts", numeric=True),
                Column("age", numeric=True, drop=2), Column("in DLQ", drop=3),

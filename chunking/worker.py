@@ -38,6 +38,7 @@ from botocore.exceptions import ClientError
 from chunking import tasks
 from chunking.db import Connection
 from chunking.errors import EtlError, PermanentError, TransientError, as_pipeline_error, is_unexpected
+from chunking.ledger import COUNT_FIELDS
 from chunking.messages import ChunkMessage, task_token_of
 from chunking.settings import Settings
 
@@ -110,7 +111,7 @@ class ChunkWorker:
 
         try:
             with self._heartbeats(message):
-                output = self._apply_once(chunk=message.key(), correlation_id=message.correlation_id,
+                output: dict[str, Any] = self._apply_once(chunk=message.key(), correlation_id=message.correlation_id,
                                           final_attempt=final, remaining_ms=remaining_ms)
         except Exception as exc:
             error = self._classify(exc)
@@ -122,12 +123,12 @@ class ChunkWorker:
                 delay = self._back_off(record, receive_count)
                 logger.warning("chunk attempt failed, will retry", extra={**details, "retry_in_s": delay})
                 raise error from exc
-            logger.error("chunk failed for good", extra=details)
+            logger.error("chunk failed for good", extra=details)  # noqa: TRY400 - expected; unexpected ones logged above with traceback
             self._give_up(record, message, error, receive_count)
             return {"status": "DEAD_LETTERED", "error": str(error)}
 
         logger.info("chunk done", extra={k: output.get(k) for k in (
-            "status", "visits", *tasks.COUNT_FIELDS, "duration_ms")})
+            "status", "visits", *COUNT_FIELDS, "duration_ms")})
         self._report_success(message, output)
         return output
 
@@ -201,7 +202,7 @@ class ChunkWorker:
                 except ClientError as exc:  # the item gave up or ended: the ledger keeps the outcome
                     logger.info("heartbeat not taken", extra={"code": exc.response.get("Error", {}).get("Code")})
                     return
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a missed heartbeat is retried at the next interval
                     logger.warning("heartbeat failed", extra={"error": str(exc)})
                 if stop.wait(self.settings.heartbeat_interval_s):
                     return

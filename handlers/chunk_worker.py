@@ -3,6 +3,8 @@
 Partial batch failures: a record that should be retried is reported back, the others are deleted.
 Every log line of a record carries the run's correlation id (the execution name), run and chunk ids."""
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -21,11 +23,11 @@ RECORD_KEYS = ("correlation_id", "run_id", "chunk_id", "attempt")
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     worker = runtime.chunk_worker(context)
     metrics = observability.invocation_metrics("ChunkWorker", worker.settings.environment)
 
-    def record_handler(record: SQSRecord) -> dict:
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
         ids = correlation_of(record.body)
         attempt = int(record.attributes.approximate_receive_count or 1)
         logger.thread_safe_append_keys(**ids, attempt=attempt)

@@ -1,6 +1,8 @@
 """ReconcileRun: decide the run's outcome from the ledger; AbortRun (same function, with ``failed_step``)
 marks a run FAILED when one of its steps failed for good."""
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -12,7 +14,7 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 
 @logger.inject_lambda_context(correlation_id_path="run.correlation_id")
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cfg = runtime.settings()
     with observability.step("ReconcileRun", event, cfg.environment, logger) as metrics:
         if event.get("failed_step"):

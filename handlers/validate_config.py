@@ -1,5 +1,7 @@
 """ValidateConfig: check the execution's request and the settings, then begin (or reopen) the run."""
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -11,7 +13,7 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 
 @logger.inject_lambda_context(correlation_id_path="execution_name")
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cfg = runtime.settings()
     run = pipeline.validate_config(event, runtime.database(cfg, context), cfg,
                                   runtime.execution_status(event.get("state_machine")))

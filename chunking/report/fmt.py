@@ -69,7 +69,7 @@ def offset_label(value: float, step: float) -> str:
 
 def nice_step(raw: float) -> int:
     magnitude = 10 ** max(0, math.floor(math.log10(max(raw, 1))))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
 
 
 def natural(text: str) -> list[Any]:

@@ -5,13 +5,10 @@ HTML. Every statement is a file under ``sql/report/``."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
-
-import psycopg2.extensions
 
 from chunking import db
 from chunking.db import Connection
@@ -245,7 +242,7 @@ class ReportData:
 
 def gather(conn: Connection, run_id: int) -> ReportData:
     """Read one run's ledger rows and its window's rejections and conflicts, all from one snapshot."""
-    with _snapshot(conn):
+    with db.read(conn, snapshot=True):  # one consistent picture of a live run
         row = db.fetch_one(conn, "report/get_run", {"run_id": run_id})
         if row is None:
             raise InputError(f"no run {run_id} in the ledger")
@@ -262,17 +259,3 @@ def gather(conn: Connection, run_id: int) -> ReportData:
                                                                              window)],
             executions=[Execution.from_row(r) for r in db.fetch_all(conn, "report/list_run_executions", key)],
             generated_at=datetime.now(UTC))
-
-
-@contextlib.contextmanager
-def _snapshot(conn: Connection) -> Iterator[None]:
-    """A read-only REPEATABLE READ transaction, so a live run's page is one consistent picture."""
-    before = (conn.isolation_level, conn.readonly)
-    conn.rollback()
-    conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
-    try:
-        yield
-    finally:
-        conn.rollback()
-        conn.set_session(isolation_level="DEFAULT" if before[0] is None else before[0],
-                         readonly="default" if before[1] is None else before[1])
