@@ -15,9 +15,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-import psycopg2.errors
-import psycopg2.extensions
-
 from chunking import db, ledger, tasks
 from chunking.db import Connection
 from chunking.errors import TransientError
@@ -69,10 +66,8 @@ def staging_days(days: Iterable[date]) -> list[date]:
 
 
 def begin_snapshot(conn: Connection) -> None:
-    """Make the transaction about to begin REPEATABLE READ (staged rows and fingerprints share its snapshot).
-    Must come first: an open transaction is ended (rolled back) before, as nothing may precede it."""
-    if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-        conn.rollback()
+    """Make the transaction about to begin REPEATABLE READ (staged rows and fingerprints share its snapshot): the
+    ``first`` statement of staging's unit of work (``db.write(conn, first=begin_snapshot)``)."""
     db.execute(conn, "freshness/begin_snapshot")
 
 
@@ -113,9 +108,9 @@ def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: dat
 
 def day_states(conn: Connection, start: date, end: date) -> list[DayFreshness]:
     """FRESH, STALE or NEVER for every day of ``[start, end]``, with the run that last computed it (read-only)."""
-    rows = db.fetch_all(conn, "freshness/day_states",
-                        {"range_start": start, "range_end": end, "partner_days": tasks.PARTNER_DAYS})
-    conn.rollback()
+    with db.read(conn):
+        rows = db.fetch_all(conn, "freshness/day_states",
+                            {"range_start": start, "range_end": end, "partner_days": tasks.PARTNER_DAYS})
     return [DayFreshness(r["day"], r["state"], r["run_id"], r["computed_at"], r["reason"], r["cause_day"])
             for r in rows]
 
@@ -156,21 +151,21 @@ def select_stale_days(conn: Connection, run_id: int, start: date, end: date) -> 
     """ValidateConfig of a stale run: the STALE and NEVER days of the range, recorded with their reasons, and the
     run marked stale (commits). A retried ValidateConfig finds the run marked and keeps its first selection."""
     selected = [d for d in day_states(conn, start, end) if d.state != "FRESH"]
-    with db.transaction(conn):
-        if db.fetch_one(conn, "freshness/mark_run_stale", {"run_id": run_id}) is None:
-            conn.rollback()
-            return [d for d in day_states(conn, start, end) if d.date in set(selected_days(conn, run_id))]
-        db.execute(conn, "freshness/record_run_days", {
-            "run_id": run_id, "days": [d.date for d in selected], "reasons": [d.reason for d in selected],
-            "cause_days": [d.cause_day for d in selected], "previous_run_ids": [d.run_id for d in selected]})
+    with db.write(conn):
+        marked = db.fetch_one(conn, "freshness/mark_run_stale", {"run_id": run_id})
+        if marked is not None:
+            db.execute(conn, "freshness/record_run_days", {
+                "run_id": run_id, "days": [d.date for d in selected], "reasons": [d.reason for d in selected],
+                "cause_days": [d.cause_day for d in selected], "previous_run_ids": [d.run_id for d in selected]})
+    if marked is None:  # a retried ValidateConfig: the first selection stands
+        return [d for d in day_states(conn, start, end) if d.date in set(selected_days(conn, run_id))]
     return selected
 
 
 def run_days(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     """The days a stale run selected: ``day``, ``reason``, ``cause_day``, ``previous_run_id`` (read-only)."""
-    rows = db.fetch_all(conn, "freshness/list_run_days", {"run_id": run_id})
-    conn.rollback()
-    return rows
+    with db.read(conn):
+        return db.fetch_all(conn, "freshness/list_run_days", {"run_id": run_id})
 
 
 def selected_days(conn: Connection, run_id: int) -> list[date]:
@@ -182,18 +177,16 @@ def stage_selection(conn: Connection, run_id: int, *, redrive: bool, chunk_ids: 
     it re-processes (so only the recomputed days' rejections are synced)."""
     if not redrive:
         return selected_days(conn, run_id)
-    pending = ledger.unfinished_chunks(conn, run_id)
-    conn.rollback()
-    if chunk_ids:
-        pending = [c for c in pending if c["chunk_id"] in set(chunk_ids)]
-    return sorted({d for c in pending for d in days_between(c["chunk_start"], c["chunk_end"])})
+    wanted = set(chunk_ids or ())
+    pending = [c for c in ledger.unfinished_chunks(conn, run_id) if not wanted or c.chunk_id in wanted]
+    return sorted({d for c in pending for d in days_between(c.chunk_start, c.chunk_end)})
 
 
 def stale_plan(conn: Connection, start: date, end: date, sizing: Sizing) -> tuple[list[DayFreshness], list[Chunk]]:
     """What a stale run over the range would take now (read-only, for the plan preview): the days not FRESH, with
     why, and their chunks, planned from the non-cancelled visits per day as the plan preview estimates loads."""
     selected = [d for d in day_states(conn, start, end) if d.state != "FRESH"]
-    rows = db.fetch_all(conn, "tasks/count_visits_by_day", {"window_start": start, "window_end": end})
-    conn.rollback()
+    with db.read(conn):
+        rows = db.fetch_all(conn, "tasks/count_visits_by_day", {"window_start": start, "window_end": end})
     loads = {r["visit_date"]: int(r["rows"]) for r in rows}
     return selected, plan_window(start, end, loads, sizing, selected={d.date for d in selected})
