@@ -1,15 +1,19 @@
-"""Settings: one frozen object built once from the environment, at the edge (handler cold start, CLI).
+"""Settings: one frozen pydantic model, the single source of every setting's variable, default and bounds, built
+once from the environment at the edge (handler cold start, CLI).
 
 The core never reads ``os.environ``; it receives a :class:`Settings` or plain values.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from datetime import date
 from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from chunking.errors import ConfigError
 
@@ -50,75 +54,78 @@ MAX_CONCURRENCY_LIMIT = 40  # the Map's MaxConcurrencyPath, and local workers; a
 WORKER_TIMEOUT_LIMIT_S = 900  # Lambda's longest timeout
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Every tunable of the pipeline; defaults are safe for a nightly run."""
+def _env(name: str, default: Any = None, **bounds: Any) -> Any:
+    """A setting: its environment variable, its default and its bounds, declared once (on the field)."""
+    return Field(default, json_schema_extra={"env": name}, **bounds)
 
-    database_url: str | None = None
-    db_secret_arn: str | None = None
-    db_host: str | None = None  # complete a secret that lacks them (an RDS-managed master secret)
-    db_port: int | None = None
-    db_name: str | None = None
-    environment: str = "local"
-    chunk_queue_url: str | None = None
-    chunk_dlq_url: str | None = None
-    idempotency_table: str | None = None
-    max_window_days: int = 366
-    chunk_days: int = 31
-    max_chunk_rows: int | None = None  # None: adaptive, sized from measured throughput
-    target_chunk_seconds: int = 120
-    max_concurrency: int = 4
-    max_receive_count: int = 5
-    timeout_margin_ms: int = 15_000
-    worker_timeout_s: int = 300
-    retry_base_ms: int = 5_000
-    retry_max_ms: int = 300_000
-    chunk_timeout_s: int | None = None
-    default_window_days: int = 7
-    timezone: str = "UTC"
-    heartbeat_interval_s: int = 60
-    local_retry_scale: float = 1.0  # the local emulator only: its state machine's Retry waits are multiplied by it
-    lookback_days: int = 90  # a stale run's default range: corrections arrive for about a quarter (docs/freshness.md)
-    fault_chunks: frozenset[date] = frozenset()
 
-    def __post_init__(self) -> None:
+class Settings(BaseModel):
+    """Every tunable of the pipeline, with its environment variable, default and bounds; defaults are safe for a
+    nightly run. Frozen; built once from the environment at the edge (:meth:`from_env`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str | None = _env(DATABASE_URL)
+    db_secret_arn: str | None = _env(DB_SECRET_ARN)
+    db_host: str | None = _env(DB_HOST)  # complete a secret that lacks them (an RDS-managed master secret)
+    db_port: int | None = _env(DB_PORT, ge=1, le=65535)
+    db_name: str | None = _env(DB_NAME)
+    environment: str = _env(ENVIRONMENT, "local")
+    chunk_queue_url: str | None = _env(CHUNK_QUEUE_URL)
+    chunk_dlq_url: str | None = _env(CHUNK_DLQ_URL)
+    idempotency_table: str | None = _env(IDEMPOTENCY_TABLE)
+    max_window_days: int = _env(MAX_WINDOW_DAYS, 366, ge=1)
+    chunk_days: int = _env(CHUNK_DAYS, 31, ge=1)
+    max_chunk_rows: int | None = _env(MAX_CHUNK_ROWS, ge=1)  # None: adaptive, sized from measured throughput
+    target_chunk_seconds: int = _env(TARGET_CHUNK_SECONDS, 120, ge=1)
+    max_concurrency: int = _env(MAX_CONCURRENCY, 4, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    max_receive_count: int = _env(MAX_RECEIVE_COUNT, 5, ge=1)
+    timeout_margin_ms: int = _env(TIMEOUT_MARGIN_MS, 15_000, ge=0)
+    worker_timeout_s: int = _env(WORKER_TIMEOUT_S, 300, ge=1, le=WORKER_TIMEOUT_LIMIT_S)
+    retry_base_ms: int = _env(RETRY_BASE_MS, 5_000, ge=0)
+    retry_max_ms: int = _env(RETRY_MAX_MS, 300_000, ge=0, le=43_200_000)  # SQS's longest visibility timeout
+    chunk_timeout_s: int | None = _env(CHUNK_TIMEOUT_S, ge=1)  # None: derived (chunk_timeout_seconds)
+    default_window_days: int = _env(DEFAULT_WINDOW_DAYS, 7, ge=1)
+    timezone: str = _env(TIMEZONE, "UTC")
+    heartbeat_interval_s: int = _env(HEARTBEAT_INTERVAL_S, 60, ge=1, le=3600)
+    # the local emulator only: its state machine's Retry waits are multiplied by it
+    local_retry_scale: float = _env(LOCAL_RETRY_SCALE, 1.0, ge=0.0, le=1.0)
+    # a stale run's default range: corrections arrive for about a quarter (docs/freshness.md)
+    lookback_days: int = _env(LOOKBACK_DAYS, 90, ge=1)
+    fault_chunks: frozenset[date] = _env(FAULT_CHUNKS, frozenset())
+
+    @model_validator(mode="after")
+    def _no_fault_drill_in_production(self) -> Settings:
         if self.fault_chunks and self.environment.lower() in PRODUCTION_ENVIRONMENTS:
-            raise ConfigError(f"setting {FAULT_CHUNKS} (a fault drill) cannot be set where {ENVIRONMENT} is "
-                              f"{self.environment!r}")
+            raise ValueError(f"setting {FAULT_CHUNKS} (a fault drill) cannot be set where {ENVIRONMENT} is "
+                             f"{self.environment!r}")
+        return self
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from an environment mapping (``os.environ`` when none is given)."""
+        """Build settings from an environment mapping (``os.environ`` when none is given): a variable that is
+        unset or empty takes the default; ``0`` for an optional limit (ETL_MAX_CHUNK_ROWS, ETL_CHUNK_TIMEOUT_S,
+        DB_PORT) means none. A bad value is one :class:`ConfigError` line naming the variable."""
         env = os.environ if env is None else env
-        return cls(
-            database_url=env.get(DATABASE_URL) or None,
-            db_secret_arn=env.get(DB_SECRET_ARN) or None,
-            db_host=env.get(DB_HOST) or None,
-            db_port=_int(env, DB_PORT, 0, minimum=0, maximum=65535) or None,
-            db_name=env.get(DB_NAME) or None,
-            environment=env.get(ENVIRONMENT) or cls.environment,
-            chunk_queue_url=env.get(CHUNK_QUEUE_URL) or None,
-            chunk_dlq_url=env.get(CHUNK_DLQ_URL) or None,
-            idempotency_table=env.get(IDEMPOTENCY_TABLE) or None,
-            max_window_days=_int(env, MAX_WINDOW_DAYS, cls.max_window_days, minimum=1),
-            chunk_days=_int(env, CHUNK_DAYS, cls.chunk_days, minimum=1),
-            max_chunk_rows=_int(env, MAX_CHUNK_ROWS, 0, minimum=0) or None,
-            target_chunk_seconds=_int(env, TARGET_CHUNK_SECONDS, cls.target_chunk_seconds, minimum=1),
-            max_concurrency=_int(env, MAX_CONCURRENCY, cls.max_concurrency, minimum=1, maximum=MAX_CONCURRENCY_LIMIT),
-            max_receive_count=_int(env, MAX_RECEIVE_COUNT, cls.max_receive_count, minimum=1),
-            timeout_margin_ms=_int(env, TIMEOUT_MARGIN_MS, cls.timeout_margin_ms, minimum=0),
-            worker_timeout_s=_int(env, WORKER_TIMEOUT_S, cls.worker_timeout_s, minimum=1,
-                                  maximum=WORKER_TIMEOUT_LIMIT_S),
-            retry_base_ms=_int(env, RETRY_BASE_MS, cls.retry_base_ms, minimum=0),
-            retry_max_ms=_int(env, RETRY_MAX_MS, cls.retry_max_ms, minimum=0, maximum=43_200_000),
-            chunk_timeout_s=_int(env, CHUNK_TIMEOUT_S, 0, minimum=0) or None,
-            default_window_days=_int(env, DEFAULT_WINDOW_DAYS, cls.default_window_days, minimum=1),
-            timezone=env.get(TIMEZONE) or cls.timezone,
-            heartbeat_interval_s=_int(env, HEARTBEAT_INTERVAL_S, cls.heartbeat_interval_s, minimum=1, maximum=3600),
-            local_retry_scale=_float(env, LOCAL_RETRY_SCALE, cls.local_retry_scale, minimum=0.0, maximum=1.0),
-            lookback_days=_int(env, LOOKBACK_DAYS, cls.lookback_days, minimum=1),
-            fault_chunks=parse_fault_chunks(env.get(FAULT_CHUNKS, "")),
-        )
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            variable = _variable(field)
+            raw = (env.get(variable) or "").strip()
+            if not raw:
+                continue
+            if name == "fault_chunks":
+                values[name] = parse_fault_chunks(raw)
+            elif name in OPTIONAL_LIMITS and raw == "0":
+                continue
+            else:
+                values[name] = raw
+        return cls(**values)
 
     def chunk_timeout_seconds(self, max_concurrency: int) -> int:
         """How long a Map item waits for its chunk's callback before giving up on it: ``ETL_CHUNK_TIMEOUT_S``
@@ -156,31 +163,45 @@ _ENV_NAMES = {
 }
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"setting {name} must be an integer, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise ConfigError(f"setting {name} must be {bound}, got {value}")
-    return value
+OPTIONAL_LIMITS = frozenset({"max_chunk_rows", "chunk_timeout_s", "db_port"})
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"setting {name} must be a number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"setting {name} must be between {minimum} and {maximum}, got {value}")
-    return value
+def _variable(field: FieldInfo) -> str:
+    extra = field.json_schema_extra
+    assert isinstance(extra, dict)
+    return str(extra["env"])
+
+
+def bounds_of(name: str) -> tuple[float | None, float | None]:
+    """The (minimum, maximum) a setting allows, as its field declares them (None: unbounded)."""
+    low = high = None
+    for rule in Settings.model_fields[name].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
+
+
+def _one_line(exc: ValidationError) -> str:
+    """A settings error as one line naming the environment variable: what it must be, and what it was."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if name not in Settings.model_fields:
+        return str(error["msg"]).removeprefix("Value error, ")
+    variable, given = _variable(Settings.model_fields[name]), error.get("input")
+    kind = error["type"]
+    if kind in ("int_parsing", "int_from_float"):
+        return f"setting {variable} must be an integer, got {given!r}"
+    if kind == "float_parsing":
+        return f"setting {variable} must be a number, got {given!r}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        low, high = bounds_of(name)
+        bound = f"between {_number(low)} and {_number(high)}" if high is not None else f"at least {_number(low)}"
+        return f"setting {variable} must be {bound}, got {given}"
+    return f"setting {variable}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def parse_fault_chunks(raw: str) -> frozenset[date]:

@@ -65,8 +65,8 @@ def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: 
         try:
             tasks.apply_chunk(conn, run_id=run_id, chunk_id=item["chunk_id"], chunk_start=start, chunk_end=end,
                               worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000, final_attempt=True,
-                              before_commit=fault_drill(dataclasses.replace(SETTINGS,
-                                                                            fault_chunks=frozenset(fault_days))))
+                              before_commit=fault_drill(SETTINGS.model_copy(
+                                  update={"fault_chunks": frozenset(fault_days)})))
         except tasks.TransientError:
             assert start in fault_days
     outcome = pipeline.reconcile(event, conn)

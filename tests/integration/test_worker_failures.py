@@ -4,7 +4,6 @@ Real PostgreSQL; real SQS and DynamoDB in moto; the chunk worker exactly as the 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import date
 
@@ -244,7 +243,7 @@ def test_sql_error_in_the_statement_is_permanent_and_not_retried(conn, env):
 
 def test_transient_failure_is_retried_until_the_last_delivery_then_dead_lettered(conn, env):
     worker = env.worker()
-    faulty = dataclasses.replace(env.settings, fault_chunks=frozenset({DAY}))
+    faulty = env.settings.model_copy(update={"fault_chunks": frozenset({DAY})})
     worker.settings, worker.before_commit = faulty, fault_drill(faulty)
     for delivery in range(1, faulty.max_receive_count):
         with pytest.raises(TransientError, match="fault drill"):

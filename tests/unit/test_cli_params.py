@@ -37,8 +37,8 @@ def _commands(group: click.Group, path=()):
 
 
 ALL_COMMANDS = list(_commands(cli.cli))
-SETTING_OPTIONS = {"--chunk-days": ("ETL_CHUNK_DAYS", Settings.chunk_days),
-                   "--max-concurrency": ("ETL_MAX_CONCURRENCY", Settings.max_concurrency),
+SETTING_OPTIONS = {"--chunk-days": ("ETL_CHUNK_DAYS", Settings().chunk_days),
+                   "--max-concurrency": ("ETL_MAX_CONCURRENCY", Settings().max_concurrency),
                    "--max-chunk-rows": ("ETL_MAX_CHUNK_ROWS", "adaptive"),
                    "--database-url": ("DATABASE_URL", "an embedded PostgreSQL"),
                    "--stack-name": ("ETL_STACK_NAME", "none")}
@@ -169,7 +169,7 @@ def test_run_help_says_what_omitting_local_and_the_dates_does(capsys):
     _, out, _ = _run(capsys, "run", "--help")
     text = " ".join(out.split())
     assert "Without --local the run targets AWS" in text
-    assert f"the last ETL_DEFAULT_WINDOW_DAYS days (default {Settings.default_window_days}) up to yesterday" in text
+    assert f"the last ETL_DEFAULT_WINDOW_DAYS days (default {Settings().default_window_days}) up to yesterday" in text
 
 
 def test_global_options_are_in_every_commands_help(capsys):

@@ -114,3 +114,22 @@ def test_chunk_timeout_covers_every_delivery():
 ])
 def test_errors_are_classified(exc, kind):
     assert isinstance(as_pipeline_error(exc), kind)
+
+
+def test_every_setting_declares_its_variable_once_and_the_readme_documents_it():
+    from pathlib import Path
+
+    from chunking.settings import _variable
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    variables = {name: _variable(field) for name, field in Settings.model_fields.items()}
+    assert len(set(variables.values())) == len(variables)
+    assert [v for v in variables.values() if f"`{v}`" not in readme] == []
+
+
+def test_a_settings_bound_is_declared_on_its_field_and_said_in_its_error():
+    from chunking.settings import MAX_CONCURRENCY_LIMIT, bounds_of
+
+    assert bounds_of("max_concurrency") == (1, MAX_CONCURRENCY_LIMIT)
+    with pytest.raises(ConfigError, match=f"setting ETL_MAX_CONCURRENCY must be between 1 and {MAX_CONCURRENCY_LIMIT}"):
+        Settings(max_concurrency=MAX_CONCURRENCY_LIMIT + 1)
