@@ -432,12 +432,8 @@ def list_runs(conn: Connection, limit: int = 20, *, status: RunStatus | str | No
     """The latest runs, newest first, with their chunk tallies (``run.tally("chunks_succeeded")``); only those in
     ``status`` and begun since ``since``, when given."""
     with db.read(conn):
-        if status is None and since is None:
-            rows = db.fetch_all(conn, "ledger/list_runs", {"limit": limit})
-        else:
-            rows = db.fetch_all(conn, "ledger/list_runs_filtered", {
-                "status": RunStatus(str(status).upper()).value if status else None, "limit": limit,
-                "since": since})
+        rows = db.fetch_all(conn, "ledger/list_runs", {
+            "status": RunStatus(str(status).upper()).value if status else None, "limit": limit, "since": since})
     return [Run.from_row(r) for r in rows]
 
 
