@@ -78,7 +78,8 @@ def run_summary(run: Run, chunks: list[Chunk]) -> list[RenderableType]:
                 f"{'took' if run.finished_at else 'running for'} {took}")
     lines: list[RenderableType] = [wrapped(line) for line in (
         head,
-        Text(f"trigger {run.trigger}  redrives {run.redrives}  execution {run.execution_name}"),
+        Text(f"trigger {run.trigger}  redrives {run.redrives}"),
+        Text(f"execution {run.execution_name}"),
         Text(f"started {cell(run.created_at)}" + (f"  finished {cell(run.finished_at)}" if run.finished_at else "")),
         Text(f"chunks {len(live)} ({ok} succeeded, {len(live) - ok} not)  visits {cell(run.visits)}  "
              f"staged {cell(run.staged_rows)}  rejected {cell(run.rejected_rows)}"),
