@@ -163,7 +163,7 @@ def seed_visits(conn: Connection, *, visits: int, start: date, days: int, seed: 
     ``replace`` (empty it first) or ``append`` (ids continue after the largest). Commits."""
     if visits < 1 or days < 1:
         raise InputError("--visits and --days must be at least 1")
-    with db.transaction(conn), conn.cursor() as cur:
+    with db.write(conn), conn.cursor() as cur:
         cur.execute("SELECT count(*), coalesce(max(visit_id), 0) FROM analytics.visits")
         row = cur.fetchone()
         assert row is not None
