@@ -3,6 +3,7 @@ else the embedded one), schema applied by the same code as `db init`, tables emp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ def server_url() -> str:
     return os.environ.get("DATABASE_URL") or db.embedded_database_url()
 
 
-@pytest.fixture(scope="session")
-def database_url(server_url: str) -> Iterator[str]:
-    name = f"etl_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def pipeline_database(server_url: str, prefix: str = "etl_test") -> Iterator[str]:
+    """A throwaway database on the server with the pipeline's schema (applied as `db init` does); dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(server_url)
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -42,10 +44,9 @@ def database_url(server_url: str) -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
-    """A connection to an empty pipeline database."""
-    connection = psycopg2.connect(database_url)
+def emptied(url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to the pipeline database at ``url``, every table emptied first."""
+    connection = psycopg2.connect(url)
     with connection.cursor() as cur:
         cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
             sql.SQL(", ").join(sql.SQL(t) for t in TABLES)))
@@ -54,6 +55,18 @@ def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    with pipeline_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """A connection to an empty pipeline database."""
+    yield from emptied(database_url)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -14,14 +13,13 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import pytest
-from psycopg2 import sql
 
-from chunking import db, freshness, ledger, pipeline, seed, tasks
+from chunking import freshness, ledger, pipeline, seed, tasks
 from chunking.drills import fault_drill
 from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_sizing, plan_window
 from chunking.settings import Settings
 from tests import oracle
-from tests.conftest import TABLES
+from tests.conftest import emptied, pipeline_database
 from tests.factories import insert, visit
 
 SETTINGS = Settings(chunk_queue_url="local://chunks")
@@ -239,34 +237,13 @@ def derived_stale(conn: psycopg2.extensions.connection, changed: set[date], star
 @pytest.fixture(scope="module")
 def twin_url(server_url: str) -> Iterator[str]:
     """A second pipeline database: it gets the same edits and a full run over the range after each."""
-    name = f"etl_twin_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg2.extensions.make_dsn(server_url, dbname=name)
-    conn = psycopg2.connect(url)
-    db.migrate(conn)
-    conn.close()
-    try:
+    with pipeline_database(server_url, prefix="etl_twin") as url:
         yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
 
 
 @pytest.fixture
 def twin(twin_url: str) -> Iterator[psycopg2.extensions.connection]:
-    connection = psycopg2.connect(twin_url)
-    with connection.cursor() as cur:
-        cur.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.SQL(t) for t in TABLES)))
-    connection.commit()
-    try:
-        yield connection
-    finally:
-        connection.close()
+    yield from emptied(twin_url)
 
 
 @pytest.fixture
