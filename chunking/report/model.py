@@ -61,11 +61,6 @@ class Run:
         """Driven on a workstation (``etl-pipeline run --local``), not by an execution in AWS."""
         return str(self.executor or "").startswith(LOCAL_EXECUTOR_PREFIX)
 
-    @property
-    def stopped(self) -> bool:
-        """Ended without finishing its work: FAILED (redrivable) or ABANDONED."""
-        return self.status in ("FAILED", "ABANDONED")
-
 
 @dataclasses.dataclass(frozen=True)
 class Chunk:

@@ -18,7 +18,8 @@ from chunking.report.model import COUNTS, Chunk, FreshnessDay, ReportData, Run
 
 PROG = "etl-pipeline"
 CHUNK_STATUS_COLORS = {"SUCCEEDED": "#2f9e5b", "FAILED": "#d43d3d", "RETRYING": "#d98a1c", "RUNNING": "#3b7ddd",
-                       "PENDING": "#9aa1ab", "SUPERSEDED": "#c3c8cf", "ABANDONED": "#7b6a58"}
+                       "PENDING": "#9aa1ab", "SUPERSEDED": "#c3c8cf", "ABANDONED": "#7b6a58",
+                       "STOPPED": "#d98a1c"}
 COUNT_COLORS = {"inserted": "#3b7ddd", "updated": "#d98a1c", "resolved": "#2f9e5b", "reopened": "#c2417a",
                 "unchanged": "#c3c8cf"}
 REASONS = {
@@ -67,8 +68,9 @@ class NextStep:
 
 def next_step(run: Run) -> NextStep | None:
     """What continues a run that did not finish: the exact command to type."""
-    if run.status == "FAILED":
-        return NextStep("Redrive its failed chunks (the chunks that succeeded are kept):",
+    if run.status in ("FAILED", "STOPPED"):
+        return NextStep(f"Redrive its {'failed' if run.status == 'FAILED' else 'unfinished'} chunks (the chunks that "
+                        "succeeded are kept):",
                         f"{PROG} redrive --run-id {run.run_id}",
                         "To list what it would re-process first, changing nothing:",
                         f"{PROG} redrive --run-id {run.run_id} --dry-run")

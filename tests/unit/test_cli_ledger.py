@@ -4,7 +4,6 @@ and a failed or dead run's view ends with the command that continues it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -19,19 +18,11 @@ import pytest
 
 from chunking import cli, ledger
 from chunking.planner import Chunk
+from tests.e2e.conftest import Result
 
 WINDOW = (date(2026, 10, 1), date(2026, 10, 4))
 
 
-@dataclasses.dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -146,6 +146,15 @@ def test_a_failed_run_names_its_redrive_command_and_a_succeeded_one_names_none()
     assert report.next_step(report.Run.from_row(_run(status="SUCCEEDED"))) is None
 
 
+def test_a_stopped_run_shows_partial_totals_and_the_redrive_that_continues_it():
+    stopped = report.render(_data(_run(status="STOPPED", error="stopped by SIGTERM"),
+                                  [_chunk(1, 1, visits=40, inserted=3), _chunk(2, 2, status="FAILED")],
+                                  [_attempt(1, 1, 30, 31)]))
+    assert 'data-next="etl-pipeline redrive --run-id 7"' in stopped
+    assert "partial: the sums of the 1 of 2 chunks that committed; the run was stopped before the others did" \
+        in stopped
+
+
 def test_the_timeline_shows_the_run_steps_before_its_chunks_and_marks_each_redrive_with_its_execution():
     # given a run staged 20 s after it began, failed, and redriven seven hours later
     attempts = [_attempt(1, 1, 30, 90, outcome="FAILED", error="boom"),
