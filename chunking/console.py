@@ -20,8 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 STATE_STYLES = {"SUCCEEDED": "green", "OK": "green", "FAILED": "bold red", "RUNNING": "cyan",
-                "RETRYING": "yellow", "PENDING": "dim", "ABANDONED": "magenta", "STOPPED": "yellow", "SUPERSEDED": "dim",
-                "REJECTED": "bold red"}
+                "RETRYING": "yellow", "PENDING": "dim", "ABANDONED": "magenta", "STOPPED": "yellow",
+                "SUPERSEDED": "dim", "REJECTED": "bold red"}
 
 
 class PipeClosed(Exception):
