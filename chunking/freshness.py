@@ -65,6 +65,21 @@ def staging_days(days: Iterable[date]) -> list[date]:
     return sorted({d + timedelta(days=k) for d in days for k in range(tasks.PARTNER_DAYS + 1)})
 
 
+def staging_cutoffs(days: Iterable[date]) -> list[tuple[date, datetime | None]]:
+    """What a staging for these owner days reads of each day: ``(day, None)`` for all of an owner day's visits,
+    ``(day, before)`` for a partner day's visits starting before ``before`` (the last owner day before it plus
+    ``tasks.PARTNER_REACH``), in date order."""
+    owners = set(days)
+    cutoffs: list[tuple[date, datetime | None]] = []
+    for day in staging_days(owners):
+        if day in owners:
+            cutoffs.append((day, None))
+            continue
+        last_owner = max(d for d in owners if day - timedelta(days=tasks.PARTNER_DAYS) <= d < day)
+        cutoffs.append((day, datetime.combine(last_owner, datetime.min.time()) + tasks.PARTNER_REACH))
+    return cutoffs
+
+
 def begin_snapshot(conn: Connection) -> None:
     """Make the transaction about to begin REPEATABLE READ (staged rows and fingerprints share its snapshot): the
     ``first`` statement of staging's unit of work (``db.write(conn, first=begin_snapshot)``)."""
@@ -90,12 +105,21 @@ def in_snapshot(work: Callable[[], T]) -> T:
 
 def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date]) -> None:
     """Inside the staging transaction: record the fingerprints, in its snapshot, of every day it reads for
-    these owner days (their partner days, and where the visits of their ACTIVE conflicts lie). Commits nothing.
-    JIT off for the rest of the transaction: it compiled this statement for 0.2 s, more than it then ran (1M visits)."""
+    these owner days (their partner days, and where the visits of their ACTIVE conflicts lie), part by part, and
+    the far visits of those conflicts. Commits nothing. Read by a SELECT, which PostgreSQL may run in parallel
+    (never a statement that writes: the INSERT form took 2.5 s at 1M visits, serially), then written.
+    JIT off for the rest of the transaction: it compiled this statement for 0.2 s, more than it then ran."""
     db.set_local(conn, jit="off")
-    db.execute(conn, "freshness/record_fingerprints",
-               {"run_id": run_id, "days": list(days), "stage_days": staging_days(days),
-                "partner_days": tasks.PARTNER_DAYS})
+    stage_days = staging_days(days)
+    rows = db.fetch_all(conn, "freshness/read_fingerprints", {
+        "days": list(days), "stage_days": stage_days, "stage_first": stage_days[0] if stage_days else None,
+        "stage_last": stage_days[-1] if stage_days else None, "partner_days": tasks.PARTNER_DAYS})
+    parts = [r for r in rows if r["far_visit_id"] is None]
+    far = [r for r in rows if r["far_visit_id"] is not None]
+    db.execute(conn, "freshness/record_fingerprints", {
+        "run_id": run_id, "days": [r["day"] for r in parts], "parts": [r["part"] for r in parts],
+        "visits": [r["visits"] for r in parts], "hashes": [r["hash"] for r in parts],
+        "far_days": [r["day"] for r in far], "far_visit_ids": [r["far_visit_id"] for r in far]})
 
 
 def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> None:

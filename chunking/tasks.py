@@ -33,6 +33,9 @@ from chunking.settings import Settings
 # [visit_date - 1, visit_date + 3); a TRAVEL partner may start up to 2 h after the owner ends. A partner of
 # an owner dated d is therefore dated at most d + 4: staging reads that far past the range it serves.
 PARTNER_DAYS = 4
+# The same bound, finer: an eligible owner dated d starts before d + 2 and ends before d + 3, so every partner
+# starts before d + 3 days 2 h. A stale run stages of a partner day only the visits starting before it.
+PARTNER_REACH = timedelta(days=3, hours=2)
 
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
@@ -60,12 +63,22 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
     The run row is locked first, so staging never changes under a chunk in flight. The run's staging is its
     own partition (schema 004): dropped and created empty, loaded, then indexed and analysed once, all in one
     transaction, so a chunk sees either none of it or all of it with its indexes and statistics. That transaction
-    is REPEATABLE READ: one snapshot serves the staged rows and the fingerprints of the days they came from."""
+    is REPEATABLE READ: one snapshot serves the staged rows and the fingerprints of the days they came from.
+    The conflict map is analysed afterwards when it changed enough since its last ANALYZE (schema 010)."""
     key = {"run_id": run_id}
-    params = {**key, "range_start": range_start, "range_end": range_end,
-              "partner_end": range_end + timedelta(days=PARTNER_DAYS),
-              "days": list(days) if days is not None else None,
-              "stage_days": freshness.staging_days(days) if days is not None else None}
+    params: dict[str, Any] = {**key, "range_start": range_start, "range_end": range_end,
+                              "partner_end": range_end + timedelta(days=PARTNER_DAYS),
+                              "days": list(days) if days is not None else None,
+                              "stage_days": None, "stage_before": None}
+    if days is not None:
+        cutoffs = freshness.staging_cutoffs(days)
+        params.update(stage_days=[d for d, _ in cutoffs], stage_before=[b for _, b in cutoffs])
+    if days is not None and not days:  # a stale run with nothing stale: nothing to read, stage or sync
+        with db.write(conn):
+            _lock_run(conn, run_id, exclusive=True)
+            db.execute(conn, "tasks/clear_staged_visits", key)
+            ledger.mark_staged(conn, run_id, 0)
+        return StageResult(0, 0, 0, 0, 0, 0)
     with db.write(conn, first=freshness.begin_snapshot):
         _lock_run(conn, run_id, exclusive=True)
         db.execute(conn, "tasks/clear_staged_visits", key)

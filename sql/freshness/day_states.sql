@@ -1,10 +1,10 @@
 -- The freshness of every day of a range (docs/freshness.md): NEVER when no chunk ever computed it; STALE when a
--- day its result depends on has now another fingerprint than in the snapshot it was computed from, or a visit of
--- one of its ACTIVE conflicts was deleted; FRESH otherwise. Day d depends on the days d .. d + partner_days (the
--- visits its pairs are made of) and on the days where the far visits of its ACTIVE conflicts now lie: the visits its
--- staging found outside d .. d + partner_days (a pair that moved to another date but still conflicts stays ACTIVE
--- on d until the chunk of its new date rewrites it). A visit of its other ACTIVE conflicts cannot move or go without
--- changing a day d .. d + partner_days.
+-- part of a day its result depends on has now another fingerprint than in the snapshot it was computed from, or a
+-- visit of one of its ACTIVE conflicts was deleted; FRESH otherwise. Day d depends on the days d .. d + partner_days,
+-- day d + k up to part etl.partner_part_limit(k) (the visits its pairs can be made of), and on every part of the
+-- days where the far visits of its ACTIVE conflicts now lie: the visits its staging found outside what d depends on
+-- (a pair that moved to another date but still conflicts stays ACTIVE on d until the chunk of its new date rewrites
+-- it). A visit of its other ACTIVE conflicts cannot move or go without changing a part d depends on.
 WITH days AS (
     SELECT d::date AS day
     FROM generate_series(%(range_start)s::date, %(range_end)s::date, interval '1 day') AS d
@@ -26,19 +26,22 @@ far_visits AS (
                     AND f.visit_id IN (m.visit_id, m.conflict_visit_id))
 ),
 depends AS (
-    SELECT c.day, c.day + k AS dep_day
-    FROM computed c
-    CROSS JOIN generate_series(0, %(partner_days)s) AS k
-    UNION
-    SELECT fv.day, fv.visit_date FROM far_visits fv WHERE fv.visit_date IS NOT NULL
+    -- (day, a day it depends on, the highest part of it it depends on)
+    SELECT day, dep_day, max(max_part) AS max_part
+    FROM (SELECT c.day, c.day + k AS dep_day, etl.partner_part_limit(k) AS max_part
+          FROM computed c
+          CROSS JOIN generate_series(0, %(partner_days)s) AS k
+          UNION ALL
+          SELECT fv.day, fv.visit_date, 3::smallint FROM far_visits fv WHERE fv.visit_date IS NOT NULL) x
+    GROUP BY day, dep_day
 ),
 far_days AS (
     SELECT DISTINCT dep_day AS day
     FROM depends
     WHERE dep_day NOT BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
 ),
-current AS (
-    -- today's fingerprints: one range scan over the range and its partner days, one lookup per far day
+current_days AS MATERIALIZED (
+    -- today's whole-day fingerprints: one range scan over the range and its partner days, one lookup per far day
     SELECT v.visit_date AS day, count(*) AS visits, sum(etl.visit_row_hash(v)) AS hash
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
@@ -50,13 +53,39 @@ current AS (
                         FROM analytics.visits v
                         WHERE v.visit_date = f.day) x
 ),
-changed AS (
-    -- per computed day: the days it depends on whose fingerprint differs from the one its staging recorded
-    SELECT d.day, min(d.dep_day) AS first_changed, bool_or(d.dep_day = d.day) AS own_changed
+recorded_days AS (
+    -- per computed day and day it depends on: the whole day as its staging recorded it (the sum of its parts)
+    SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, sum(f.visits) AS visits, sum(f.hash) AS hash
     FROM depends d
     JOIN computed c ON c.day = d.day
-    LEFT JOIN current n ON n.day = d.dep_day
     LEFT JOIN etl.source_fingerprints f ON f.run_id = c.run_id AND f.stage_no = c.stage_no AND f.day = d.dep_day
+    GROUP BY d.day, d.dep_day, d.max_part, c.run_id, c.stage_no
+),
+suspects AS MATERIALIZED (
+    -- the dependencies whose whole day differs (or was not recorded): only these are compared part by part. A
+    -- visit that changes part changes its start, hence its hash: a day whose whole fingerprint is unchanged has
+    -- every part unchanged.
+    SELECT r.*
+    FROM recorded_days r
+    LEFT JOIN current_days n ON n.day = r.dep_day
+    WHERE r.visits IS NULL OR (r.visits, r.hash) IS DISTINCT FROM (coalesce(n.visits, 0), coalesce(n.hash, 0))
+),
+current_parts AS MATERIALIZED (
+    -- today's fingerprints of the suspect days, part by part (a few days: one index range scan each)
+    SELECT v.visit_date AS day, etl.visit_part(v) AS part, count(*) AS visits, sum(etl.visit_row_hash(v)) AS hash
+    FROM analytics.visits v
+    WHERE v.visit_date IN (SELECT dep_day FROM suspects)
+    GROUP BY 1, 2
+),
+changed AS (
+    -- per computed day: the days it depends on with a part whose fingerprint differs from the one its staging
+    -- recorded (an empty part is (0, 0) on both sides; a part its staging did not record counts as changed)
+    SELECT d.day, min(d.dep_day) AS first_changed, bool_or(d.dep_day = d.day) AS own_changed
+    FROM suspects d
+    CROSS JOIN LATERAL generate_series(0, d.max_part) AS p (part)
+    LEFT JOIN current_parts n ON n.day = d.dep_day AND n.part = p.part
+    LEFT JOIN etl.source_fingerprints f ON f.run_id = d.run_id AND f.stage_no = d.stage_no AND f.day = d.dep_day
+                                       AND f.part = p.part
     WHERE f.day IS NULL OR (f.visits, f.hash) IS DISTINCT FROM (coalesce(n.visits, 0), coalesce(n.hash, 0))
     GROUP BY d.day
 ),

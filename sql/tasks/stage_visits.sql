@@ -5,13 +5,19 @@
 -- dated in the range, checked in the order the contract gives (a visit lacking a value the rules need first:
 -- INVALID_RECORD); stale rejections in the range are removed. Infinite timestamps follow the same rules.
 -- A stale run passes its owner days (days) and their partner days (stage_days): only those are read and synced.
+-- Of a partner day, only the visits starting before stage_before (NULL: all of the day) can pair with an owner:
+-- every partner of an owner dated d starts before d + 3 days 2 h (tasks.PARTNER_REACH).
 WITH wanted AS (
-    SELECT v.*
+    SELECT v.*, true AS in_range
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
-      AND (%(stage_days)s::date[] IS NULL OR v.visit_date = ANY(%(stage_days)s::date[]))
+      AND (%(stage_days)s::date[] IS NULL
+           OR (v.visit_date = ANY(%(stage_days)s::date[])
+               AND coalesce(coalesce(v.clock_in, v.scheduled_start)
+                            < (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[], v.visit_date)],
+                            true)))
     UNION ALL
-    SELECT v.*
+    SELECT v.*, false
     FROM analytics.visits v
     WHERE v.visit_id IN (
             SELECT m.visit_id FROM conflict.conflict_visit_maps m
@@ -21,11 +27,17 @@ WITH wanted AS (
             SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
             WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
               AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[])))
-      AND NOT (v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
-               AND (%(stage_days)s::date[] IS NULL OR v.visit_date = ANY(%(stage_days)s::date[])))
+      AND NOT coalesce(  -- exactly the first branch's condition: each visit is read once
+              v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
+              AND (%(stage_days)s::date[] IS NULL
+                   OR (v.visit_date = ANY(%(stage_days)s::date[])
+                       AND coalesce(coalesce(v.clock_in, v.scheduled_start)
+                                    < (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[],
+                                                                                      v.visit_date)],
+                                    true))), false)
 ),
 effective AS (
-    SELECT w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
+    SELECT w.in_range, w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
            coalesce(w.clock_in, w.scheduled_start) AS start_ts,
            coalesce(w.clock_out, w.scheduled_end) AS end_ts,
            (w.clock_in_lat BETWEEN -90 AND 90 AND w.clock_in_lon BETWEEN -180 AND 180) AS located,
@@ -61,7 +73,10 @@ staged AS (
 rejected AS (
     SELECT c.visit_id, c.visit_date, c.reason
     FROM classified c
-    WHERE c.reason IS NOT NULL AND c.visit_date BETWEEN %(range_start)s AND %(range_end)s
+    -- in_range: a visit of the first branch. The second's are never dated on an owner day (they fail the first
+    -- branch's condition, which holds for every visit of an owner day), and the planner drops the branch here
+    -- instead of evaluating it again (0.2 s at 1M visits).
+    WHERE c.in_range AND c.reason IS NOT NULL AND c.visit_date BETWEEN %(range_start)s AND %(range_end)s
       AND (%(days)s::date[] IS NULL OR c.visit_date = ANY(%(days)s::date[]))
 ),
 recorded AS (

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.e2e
 START, END = date(2026, 10, 1), date(2026, 10, 20)
 WINDOW = ("--start", START.isoformat(), "--end", END.isoformat())
 CHUNKS = ("--chunk-days", "3", "--max-chunk-rows", "1000000")
+STALE_CHUNKS = ("--chunk-days", "2", "--max-chunk-rows", "1000000")
 
 
 def _writes(conn):
@@ -31,32 +32,35 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     seed.seed_visits(conn, visits=2_000, start=START, days=25, seed=41, caregiver_count=40)
     full = etl("run", "--local", *WINDOW, *CHUNKS, "--json")
     assert full.code == 0, full.err
-    # when a visit on the 10th day is cancelled and a stale run covers the window
+    # when a visit starting in the daytime of the 10th day is cancelled and a stale run covers the window
     edited = START + timedelta(days=9)
     with conn.cursor() as cur:
         cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = "
-                    "(SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s)", (edited,))
+                    "(SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s "
+                    "AND coalesce(clock_in, scheduled_start) BETWEEN visit_date + interval '8 hours' "
+                    "AND visit_date + interval '18 hours')", (edited,))
     conn.commit()
     shown = etl("freshness", *WINDOW, "--json")
     assert shown.code == 0, shown.err
     stale = [d["date"] for d in shown.json["days"] if d["state"] == "STALE"]
-    assert stale == [(edited - timedelta(days=k)).isoformat() for k in range(4, -1, -1)]
+    # (the day, and the two before it: their owners end before the day after, and can pair with its daytime)
+    assert stale == [(edited - timedelta(days=k)).isoformat() for k in range(2, -1, -1)]
     assert {d["run_id"] for d in shown.json["days"]} == {full.json["run_id"]}
     # the plan preview shows the days a stale run would take now, and why, changing nothing
-    preview = etl("plan", "--stale", *WINDOW, *CHUNKS, "--json")
+    preview = etl("plan", "--stale", *WINDOW, *STALE_CHUNKS, "--json")
     assert preview.code == 0, preview.err
     assert [(d["date"], d["reason"]) for d in preview.json["stale_days"]] == \
         [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
     assert [(c["chunk_start"], c["chunk_end"]) for c in preview.json["chunks"]] == \
-        [(stale[0], stale[2]), (stale[3], stale[4])]
-    shown_plan = etl("plan", "--stale", *WINDOW, *CHUNKS)
-    assert "a stale run would recompute 5 day(s)" in shown_plan.out
+        [(stale[0], stale[1]), (stale[2], stale[2])]
+    shown_plan = etl("plan", "--stale", *WINDOW, *STALE_CHUNKS)
+    assert "a stale run would recompute 3 day(s)" in shown_plan.out
     assert f"{stale[0]}  STALE  depends on {edited.isoformat()}, whose visits changed" in shown_plan.out
-    run = etl("run", "--local", "--stale", *WINDOW, *CHUNKS, "--json")
-    # then it recomputed exactly those five days, in contiguous chunks, and the output is the oracle's
+    run = etl("run", "--local", "--stale", *WINDOW, *STALE_CHUNKS, "--json")
+    # then it recomputed exactly those three days, in contiguous chunks, and the output is the oracle's
     assert run.code == 0, run.err
     summary = run.json
-    assert (summary["status"], summary["chunks"], summary["days"]) == ("SUCCEEDED", 2, 5)
+    assert (summary["status"], summary["chunks"], summary["days"]) == ("SUCCEEDED", 2, 3)
     assert 0 < summary["visits"] < full.json["visits"] / 3
     want, want_rejected = oracle.expected(oracle.load_visits(conn), START, END)
     assert oracle.actual(conn, START, END) == want
@@ -71,7 +75,7 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     assert [(d, r) for d, r, _ in rows] == [(d, "CHANGED" if d == edited.isoformat() else "DEPENDENT") for d in stale]
     assert rows[0][2] == f"depends on {edited.isoformat()}, whose visits changed"
     assert rows[-1][2] == "its visits changed"
-    assert 'data-section="recomputed" data-days="5"' in html
+    assert 'data-section="recomputed" data-days="3"' in html
     # and the freshness page draws the range as a calendar, each day linked to the report of its run
     calendar_page = etl("freshness", *WINDOW, "--html", str(tmp_path / "freshness.html"))
     assert calendar_page.code == 0, calendar_page.err

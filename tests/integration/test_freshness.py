@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import random
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import psycopg2
@@ -27,6 +27,9 @@ POPULATION_START = date(2026, 9, 1)
 POPULATION_DAYS = 70
 RANGE_START, RANGE_END = date(2026, 9, 6), date(2026, 11, 4)  # 60 days, population on both sides
 _names = itertools.count(1)
+# Visits starting in the daytime of their own date (part 2): an edit of one makes its day and the two before STALE.
+DAYTIME = ("coalesce(clock_in, scheduled_start) >= visit_date + interval '2 hours' "
+           "AND coalesce(clock_in, scheduled_start) < visit_date + interval '26 hours'")
 
 
 def drive(conn: psycopg2.extensions.connection, start: date | None = None, end: date | None = None, *,
@@ -217,18 +220,56 @@ def apply(edit: Edit, *conns: psycopg2.extensions.connection) -> None:
         c.commit()
 
 
-def derived_stale(conn: psycopg2.extensions.connection, changed: set[date], start: date, end: date) -> set[date]:
-    """The derivation of docs/freshness.md, restated: day d is stale when a day d .. d + PARTNER_DAYS changed, or
-    a visit of one of its ACTIVE conflicts was deleted or now lies on a changed day."""
+Position = tuple[date | None, int]  # a visit's (visit_date, part of the day)
+READ = ("visit_id", "caregiver_id", "provider_id", "visit_date", "scheduled_start", "scheduled_end", "clock_in",
+        "clock_out", "clock_in_lat", "clock_in_lon", "status")
+
+
+def part(v: dict[str, Any]) -> int:
+    """The part of its day a visit's start lies in (docs/freshness.md, restated): 0 before d - 22 h, 1 until
+    d + 2 h, 2 until d + 26 h, 3 after (or no date)."""
+    if v["visit_date"] is None:
+        return 3
+    midnight = datetime.combine(v["visit_date"], time())
+    return next((p for p, hours in enumerate((-22, 2, 26)) if v["start"] < midnight + timedelta(hours=hours)), 3)
+
+
+def rows(conn: psycopg2.extensions.connection) -> dict[int, tuple[Position, tuple[Any, ...]]]:
+    """Every visit's position and the values the rules read: what a fingerprint is made of."""
+    return {k: ((v["visit_date"], part(v)), tuple(v[c] for c in READ)) for k, v in load(conn).items()}
+
+
+def changed_parts(before: dict[int, tuple[Position, tuple[Any, ...]]],
+                  after: dict[int, tuple[Position, tuple[Any, ...]]]) -> set[Position]:
+    """The (day, part)s whose rows differ: an inserted, deleted or changed visit changes the part it left and the
+    part it arrived in."""
+    return {pos for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+            for pos, _ in filter(None, (before.get(k), after.get(k)))}
+
+
+def depends_on(day: date, position: Position) -> bool:
+    """Day d depends on all of d and d + 1, parts 0-2 of d + 2, 0-1 of d + 3 and 0 of d + 4."""
+    on, p = position
+    return on is not None and 0 <= (on - day).days <= tasks.PARTNER_DAYS and p <= min(3, tasks.PARTNER_DAYS
+                                                                                       - (on - day).days)
+
+
+def derived_stale(conn: psycopg2.extensions.connection, before: dict[int, tuple[Position, tuple[Any, ...]]],
+                  after: dict[int, tuple[Position, tuple[Any, ...]]], start: date, end: date) -> set[date]:
+    """The derivation of docs/freshness.md, restated from the visits before and after the edits: day d is stale
+    when a part it depends on changed, or a visit of one of its ACTIVE conflicts that lay outside what d depends on
+    was deleted or now lies on a day with a changed part."""
+    changed = changed_parts(before, after)
     with conn.cursor() as cur:
-        cur.execute("SELECT m.conflict_date, v.visit_date FROM conflict.conflict_visit_maps m "
+        cur.execute("SELECT m.conflict_date, p.visit_id FROM conflict.conflict_visit_maps m "
                     "CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) p (visit_id) "
-                    "LEFT JOIN analytics.visits v ON v.visit_id = p.visit_id WHERE m.status = 'ACTIVE'")
-        rows = cur.fetchall()
+                    "WHERE m.status = 'ACTIVE'")
+        active = cur.fetchall()
     conn.rollback()
-    stale = {d for d in days_between(start, end)
-             if any(d + timedelta(days=k) in changed for k in range(tasks.PARTNER_DAYS + 1))}
-    stale |= {c for c, lies in rows if start <= c <= end and (lies is None or lies in changed)}
+    changed_days = {d for d, _ in changed}
+    stale = {d for d in days_between(start, end) if any(depends_on(d, pos) for pos in changed)}
+    stale |= {c for c, vid in active if start <= c <= end and vid in before and not depends_on(c, before[vid][0])
+              and (vid not in after or after[vid][0][0] in changed_days)}
     return stale
 
 
@@ -292,8 +333,9 @@ def test_each_kind_of_edit_makes_stale_exactly_the_days_the_derivation_names(con
     edit = random_edit(rng, visits, set(), 10**6)
     while edit.kind != kind:
         edit = random_edit(rng, visits, set(), 10**6)
-    want = derived_stale(conn, edit.days, RANGE_START, RANGE_END) | derived_stale_after(conn, edit)
+    before = rows(conn)
     apply(edit, conn)
+    want = derived_stale(conn, before, rows(conn), RANGE_START, RANGE_END)
     # then the days the derivation names are STALE, and only those
     got = states(conn)
     assert {d for d, s in got.items() if s == "STALE"} == want
@@ -301,16 +343,22 @@ def test_each_kind_of_edit_makes_stale_exactly_the_days_the_derivation_names(con
     assert 1 <= len(want) <= 2 * (tasks.PARTNER_DAYS + 1) + 2
 
 
-def derived_stale_after(conn: psycopg2.extensions.connection, edit: Edit) -> set[date]:
-    """A deleted visit can only be told by its absence: the ACTIVE conflicts it was in make their days stale."""
-    if edit.kind != "delete":
-        return set()
-    with conn.cursor() as cur:
-        cur.execute("SELECT conflict_date FROM conflict.conflict_visit_maps WHERE status = 'ACTIVE' "
-                    "AND %s IN (visit_id, conflict_visit_id)", (edit.visit_id,))
-        days = {r[0] for r in cur.fetchall()}
-    conn.rollback()
-    return days
+@pytest.mark.parametrize(("start", "days_back"), [("-23:00", 4), ("-22:00", 3), ("01:59", 3), ("02:00", 2),
+                                                 ("25:59", 2), ("26:00", 1)])
+def test_an_edit_makes_stale_only_the_days_whose_visits_can_pair_with_it(conn, start, days_back):
+    # given a full run over the range
+    populate(conn, seed_value=13, visits=300)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    # when a visit dated e and starting at e + start is added (a part of e: 0 before -22 h, 1 to 2 h, 2 to 26 h)
+    edited = RANGE_START + timedelta(days=30)
+    hours, minutes = (int(x) for x in start.split(":"))
+    begins = datetime.combine(edited, time()) + timedelta(hours=hours, minutes=-minutes if hours < 0 else minutes)
+    insert(conn, visit(900_001, begins.date().isoformat(), begins.strftime("%H:%M"),
+                       (begins + timedelta(hours=1)).strftime("%H:%M"), caregiver=999, visit_date=edited.isoformat()))
+    # then e is STALE, and the days before it whose owners can reach that start (they end before d + 3, their
+    # partners start before d + 3 days 2 h): 4 back from -22 h, 3 from 2 h, 2 from 26 h, 1 after
+    want = {edited - timedelta(days=k) for k in range(days_back + 1)}
+    assert {d for d, s in states(conn).items() if s == "STALE"} == want
 
 
 def test_edits_that_change_nothing_the_rules_read_keep_days_fresh(conn):
@@ -335,15 +383,14 @@ def test_random_edits_then_stale_runs_leave_what_full_runs_leave(conn, twin, see
     recomputed = 0
     for _step in range(8):
         # when a few random edits anywhere in the population land in both
-        visits, used, changed = load(conn), set(), set()
+        visits, used, before = load(conn), set(), rows(conn)
         hot = frozenset(i for pair in table(conn) for i in pair)
         for _ in range(rng.randint(1, 4)):
             edit = random_edit(rng, visits, used, next_id, hot)
             next_id += 1
             used.add(edit.visit_id)
-            changed |= edit.days
             apply(edit, conn, twin)
-        want_stale = derived_stale(conn, changed, RANGE_START, RANGE_END)
+        want_stale = derived_stale(conn, before, rows(conn), RANGE_START, RANGE_END)
         # then freshness says STALE exactly where the derivation does
         assert {d for d, s in states(conn).items() if s != "FRESH"} == want_stale
         # and a stale run over the range, in 3-day chunks, leaves the table and rejections a full run leaves
@@ -381,19 +428,19 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
     edited = RANGE_START + timedelta(days=19)
     with conn.cursor() as cur:
         cur.execute("UPDATE analytics.visits SET clock_out = scheduled_end + interval '40 minutes' "
-                    "WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s)", (edited,))
+                    "WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s "
+                    f"AND {DAYTIME})", (edited,))
     conn.commit()
     # when a stale run covers the range (previewed first, as `plan` would)
     preview_days, preview_chunks = freshness.stale_plan(conn, RANGE_START, RANGE_END, fixed_sizing(3, 10**9))
     run = drive(conn, RANGE_START, RANGE_END, stale=True)
-    # then it recorded the edited day, the four days before it (which pair with its visits), and the never-run days
+    # then it recorded the edited day, the two days before it (whose visits can pair with a daytime visit of it),
+    # and the never-run days
     got = {r["day"]: (r["reason"], r["cause_day"]) for r in freshness.run_days(conn, run["run_id"])}
     assert got == {edited: ("CHANGED", edited),
-                   **{edited - timedelta(days=k): ("DEPENDENT", edited) for k in range(1, 5)},
+                   **{edited - timedelta(days=k): ("DEPENDENT", edited) for k in range(1, 3)},
                    RANGE_END - timedelta(days=1): ("NEVER", None), RANGE_END: ("NEVER", None)}
-    assert run["chunk_ranges"] == [(edited - timedelta(days=4), edited - timedelta(days=2)),
-                                   (edited - timedelta(days=1), edited),
-                                   (RANGE_END - timedelta(days=1), RANGE_END)]
+    assert run["chunk_ranges"] == [(edited - timedelta(days=2), edited), (RANGE_END - timedelta(days=1), RANGE_END)]
     assert [(c.start, c.end) for c in preview_chunks] == run["chunk_ranges"]
     assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
     assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
@@ -406,9 +453,10 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
     populate(conn, twin, seed_value=8, visits=1_000)
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     first_edit = RANGE_START + timedelta(days=30)
-    late_edit = first_edit + timedelta(days=2)  # a partner day of the stale days, and stale itself
+    late_edit = first_edit + timedelta(days=1)  # a partner day of the stale days, and stale itself
     edit_sql = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-                "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 3)")
+                f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
+                "ORDER BY visit_id LIMIT 3)")
     for c in (conn, twin):
         with c.cursor() as cur:
             cur.execute(edit_sql, (first_edit,))
@@ -427,8 +475,8 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
     # then the days that depend on the edited day are STALE afterwards: all of them when the edit came after the
     # staging snapshot; those the run did not recompute when it came before (the run saw it)
     recomputed = {d for a, b in run["chunk_ranges"] for d in days_between(a, b)}
-    assert recomputed == {first_edit - timedelta(days=k) for k in range(5)}
-    want = {late_edit - timedelta(days=k) for k in range(5)} - (recomputed if between == "validated" else set())
+    assert recomputed == {first_edit - timedelta(days=k) for k in range(3)}
+    want = {late_edit - timedelta(days=k) for k in range(3)} - (recomputed if between == "validated" else set())
     assert {d for d, s in states(conn).items() if s == "STALE"} == want
     # and the next stale run recomputes them: the result is a full run's over the same data
     again = drive(conn, RANGE_START, RANGE_END, stale=True)
@@ -445,15 +493,16 @@ def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twi
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     edited = RANGE_START + timedelta(days=40)
     cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-              "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 2)")
+              f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
+              "ORDER BY visit_id LIMIT 2)")
     for c in (conn, twin):
         with c.cursor() as cur:
             cur.execute(cancel, (edited,))
         c.commit()
-    failing = edited - timedelta(days=1)  # the chunks are edited-4..edited-2 and edited-1..edited
-    failed = drive(conn, RANGE_START, RANGE_END, stale=True, fault_days=frozenset({failing}))
+    failing = edited  # in 2-day chunks: edited-2..edited-1 and edited..edited
+    failed = drive(conn, RANGE_START, RANGE_END, stale=True, chunk_days=2, fault_days=frozenset({failing}))
     assert failed["status"] == "FAILED"
-    assert {d for d, s in states(conn).items() if s == "STALE"} == {failing, edited}
+    assert {d for d, s in states(conn).items() if s == "STALE"} == {edited}
     for c in (conn, twin):  # upstream edits the failed chunk's day again before the redrive
         with c.cursor() as cur:
             cur.execute(cancel, (edited,))
@@ -463,11 +512,11 @@ def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twi
     # then the redriven days are fresh from the redrive's snapshot; the days the first staging computed, which pair
     # with the edited day, are stale (the second edit came after their snapshot)
     assert redriven["status"] == "SUCCEEDED", redriven["error"]
-    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=4),
-                                                                                     edited - timedelta(days=2)))
+    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=2),
+                                                                                     edited - timedelta(days=1)))
     # and the next stale run brings the output to a full run's
-    assert drive(conn, RANGE_START, RANGE_END, stale=True)["chunk_ranges"] == [(edited - timedelta(days=4),
-                                                                                 edited - timedelta(days=2))]
+    assert drive(conn, RANGE_START, RANGE_END, stale=True)["chunk_ranges"] == [(edited - timedelta(days=2),
+                                                                                 edited - timedelta(days=1))]
     assert set(states(conn).values()) == {"FRESH"}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
@@ -488,8 +537,9 @@ def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, tw
             cur.execute("UPDATE analytics.visits SET visit_date = visit_date - 10, scheduled_start = scheduled_start "
                         "- interval '10 days', scheduled_end = scheduled_end - interval '10 days'")
         c.commit()
+    # (visit 1 started in the daytime of the last day, part 2; visit 2 at 00:30 of the next, part 1)
     assert {d for d, s in states(conn, start, RANGE_END).items() if s == "STALE"} == set(days_between(
-        RANGE_END - timedelta(days=4), RANGE_END))
+        RANGE_END - timedelta(days=2), RANGE_END))
     drive(conn, start, RANGE_END, stale=True)
     drive(twin, start, RANGE_END, chunk_days=7)
     # then, like a full run, it leaves the pair ACTIVE on its old date (its new date is outside the range)
@@ -517,7 +567,8 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     edited = RANGE_START + timedelta(days=25)
     cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-              "analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' ORDER BY visit_id LIMIT 4)")
+              f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
+              "ORDER BY visit_id LIMIT 4)")
     record = freshness.record_fingerprints
 
     def edit_then_record(c, run_id, days):
@@ -532,7 +583,7 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     monkeypatch.undo()
     # then its fingerprints are those of the data it staged: the edited day and the days pairing with it are STALE
-    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=4), edited))
+    assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=2), edited))
     # and the next stale run brings the output to a full run's over the edited data
     drive(conn, RANGE_START, RANGE_END, stale=True)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
@@ -586,3 +637,57 @@ def test_a_heartbeat_between_the_staging_snapshot_and_its_lock_costs_a_retry_not
     assert beats == [1] and staged["staged_rows"] > 0
     assert ledger.get_run(conn, run_id)["staged_rows"] == staged["staged_rows"]
     conn.rollback()
+
+
+def test_a_stale_staging_reads_of_a_partner_day_only_the_visits_that_can_pair_with_its_owners():
+    # given owner days 10-11 and 20 of a month
+    days = [date(2026, 10, 10), date(2026, 10, 11), date(2026, 10, 20)]
+    # then their staging reads the owner days whole, and each partner day up to the last owner day before it plus
+    # 3 days 2 h (an owner ends before d + 3; its partners start at most 2 h later)
+    assert freshness.staging_cutoffs(days) == [
+        (date(2026, 10, 10), None), (date(2026, 10, 11), None),
+        *[(date(2026, 10, 11 + k), datetime(2026, 10, 14, 2)) for k in range(1, 5)],
+        (date(2026, 10, 20), None),
+        *[(date(2026, 10, 20 + k), datetime(2026, 10, 23, 2)) for k in range(1, 5)]]
+
+
+def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_others(conn, twin):
+    # given a caregiver's visits around one day, each pairing (at another agency) with an owner on that day or not
+    owner_day = RANGE_START + timedelta(days=20)
+    d = owner_day.isoformat()
+    pair = [visit(1, d, "21:00", "44:00", provider=1, caregiver=7),  # d 21:00 to d + 1 20:00
+            visit(2, d, "43:30", "44:30", provider=2, caregiver=7,  # overlaps it: a partner dated d + 1
+                  visit_date=(owner_day + timedelta(days=1)).isoformat()),
+            visit(3, d, "73:59", "74:30", provider=3, caregiver=7,  # d + 3 01:59: within an owner's reach
+                  visit_date=(owner_day + timedelta(days=3)).isoformat()),
+            visit(4, d, "74:00", "75:00", provider=4, caregiver=7,  # d + 3 02:00: past every owner's reach
+                  visit_date=(owner_day + timedelta(days=3)).isoformat())]
+    for c in (conn, twin):
+        insert(c, *pair)
+        drive(c, RANGE_START, RANGE_END, chunk_days=7)
+    # when the owner day is edited and a stale run recomputes it (and the days before it)
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
+                        "WHERE visit_id = 1")
+        c.commit()
+    staged: dict[str, Any] = {}
+    record = freshness.record_fingerprints
+
+    def look(c, run_id, days):
+        with c.cursor() as cur:
+            cur.execute("SELECT visit_id FROM etl.staged_visits WHERE run_id = %s", (run_id,))
+            staged["ids"] = {r[0] for r in cur.fetchall()}
+        record(c, run_id, days)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "record_fingerprints", look)
+        run = drive(conn, RANGE_START, RANGE_END, stale=True)
+    # then the visits dated after the owner days and starting past their reach were not staged, and the result
+    # is a full run's
+    assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
+        owner_day - timedelta(days=2), owner_day))
+    assert {1, 2, 3} <= staged["ids"] and 4 not in staged["ids"]
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+    assert (1, 2) in table(conn)

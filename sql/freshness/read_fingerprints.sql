@@ -1,0 +1,55 @@
+-- In the staging snapshot (read-only, so that PostgreSQL may scan in parallel: it never does for a statement that
+-- writes): the fingerprint of every day the staging reads, part by part (its staged days: owner days and their
+-- partner days, and the days where the visits of the ACTIVE conflicts dated on its owner days lie), and those of
+-- these visits that lie outside what their conflict's day depends on (far visits: another day than
+-- d .. d + partner_days, or a part of it above etl.partner_part_limit). A fingerprint is the number of visit rows of
+-- a day's part and the sum of their hashes, cancelled visits included; all four parts of a read day are returned,
+-- empty ones as (0, 0), so that a part missing from the ledger always means "not read". freshness/record_fingerprints
+-- writes what this returns.
+WITH conflict_visits AS (
+    SELECT m.conflict_date, p.visit_id, v.visit_date, v.part
+    FROM conflict.conflict_visit_maps m
+    CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) AS p (visit_id)
+    LEFT JOIN (SELECT x.visit_id, x.visit_date, etl.visit_part(x) AS part FROM analytics.visits x) AS v
+           ON v.visit_id = p.visit_id
+    WHERE m.status = 'ACTIVE' AND m.conflict_date = ANY(%(days)s::date[])
+),
+far AS (
+    SELECT DISTINCT c.conflict_date AS day, c.visit_id
+    FROM conflict_visits c
+    WHERE c.visit_date IS NULL  -- deleted, or with no date: in no day, followed as a far visit
+       OR c.visit_date NOT BETWEEN c.conflict_date AND c.conflict_date + %(partner_days)s
+       OR c.part > etl.partner_part_limit(c.visit_date - c.conflict_date)
+),
+other_days AS (
+    -- the days where visits of the ACTIVE conflicts lie, other than the staged days (few)
+    SELECT DISTINCT visit_date AS day FROM conflict_visits
+    WHERE visit_date IS NOT NULL AND visit_date <> ALL(%(stage_days)s::date[])
+),
+counted AS (
+    -- the staged days: one scan of their range, grouped by day and the three part edges (etl.visit_part_rows)
+    SELECT r.visit_date AS day, etl.part_of(r.before_22h, r.before_2h, r.before_26h) AS part, count(*) AS visits,
+           sum(r.hash) AS hash
+    FROM etl.visit_part_rows r
+    WHERE r.visit_date BETWEEN %(stage_first)s AND %(stage_last)s AND r.visit_date = ANY(%(stage_days)s::date[])
+    GROUP BY r.visit_date, r.before_22h, r.before_2h, r.before_26h
+    UNION ALL
+    SELECT d.day, etl.part_of(c.before_22h, c.before_2h, c.before_26h), c.visits, c.hash
+    FROM other_days d
+    CROSS JOIN LATERAL (SELECT r.before_22h, r.before_2h, r.before_26h, count(*) AS visits, sum(r.hash) AS hash
+                        FROM etl.visit_part_rows r
+                        WHERE r.visit_date = d.day
+                        GROUP BY r.before_22h, r.before_2h, r.before_26h) c
+),
+read_days AS (
+    SELECT d AS day FROM unnest(%(stage_days)s::date[]) AS d
+    UNION ALL
+    SELECT day FROM other_days
+)
+SELECT d.day, p.part::smallint AS part, coalesce(c.visits, 0) AS visits, coalesce(c.hash, 0) AS hash,
+       NULL::bigint AS far_visit_id
+FROM read_days d
+CROSS JOIN generate_series(0, 3) AS p (part)
+LEFT JOIN counted c ON c.day = d.day AND c.part = p.part
+UNION ALL
+SELECT f.day, NULL, NULL, NULL, f.visit_id FROM far f;
