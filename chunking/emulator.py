@@ -303,6 +303,7 @@ class LocalCloud:
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
         self._stack.callback(setattr, LambdaSimpleBackend, "invoke", original_invoke)
         self._ring_on_events()
+        self._stack.enter_context(_shared_interpreter_clients())
 
         definition = fill_placeholders(ASL_PATH.read_text(), self.substitutions())
         sfn: Any = self._client("stepfunctions")
@@ -612,6 +613,43 @@ def _quiet_moto() -> Iterator[None]:
         yield
     finally:
         moto_logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _shared_interpreter_clients() -> Iterator[None]:
+    """moto's interpreter builds a new boto3 client for every service call a state makes (``boto_client_for``:
+    each Lambda task, each SQS message of the Map), about 45 ms of CPU each, 0.3-0.5 s of a run. It builds them
+    from the region and service alone (fixed test keys; it ignores the state's credentials), so for the session
+    (one mock_aws) one client per region and service is built and kept; botocore clients are thread-safe, so the
+    Map's parallel items share it. Each module that imported the
+    function by name gets the cached one, and its own back at the end."""
+    # the modules that call it for this definition's states, imported now so that their reference is patched
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: F401
+        state_task_service_sqs,
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def shared(region: str, service: str, state_credentials: Any = None) -> Any:  # noqa: ARG001 (unused there too)
+        with lock:
+            if (region, service) not in clients:
+                clients[region, service] = original(region, service)
+            return clients[region, service]
+
+    users = [m for name, m in list(sys.modules.items())
+             if name.startswith("moto.stepfunctions.parser") and getattr(m, "boto_client_for", None) is original]
+    for module in users:
+        module.boto_client_for = shared  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in users:
+            module.boto_client_for = original  # type: ignore[attr-defined]
+        clients.clear()
 
 
 @contextlib.contextmanager

@@ -1,12 +1,14 @@
-"""The emulator's start stays light: moto's Step Functions interpreter is imported without AWS Batch's models and
+"""The emulator's fixed cost stays light: moto's Step Functions interpreter is imported without AWS Batch's models and
 EC2's (0.7 to 1.0 s of a local run's start, for an integration the state machine never uses), and the Batch
-backend still loads when asked for (docs/benchmarks.md)."""
+backend still loads when asked for; the interpreter builds one client per service for a run, not one per call
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from datetime import date
 
 from chunking.db import PROJECT_ROOT
 
@@ -32,3 +34,30 @@ def test_the_emulator_starts_without_ec2_and_batch_still_loads(database_url):
     assert seen["interpreter"], "the probe must have imported moto's Step Functions interpreter"
     assert seen["loaded"] == ["moto.batch", "moto.batch.exceptions", "moto.batch.utils"], seen["loaded"]
     assert seen["backend"] == "BatchBackend"
+
+
+def test_the_interpreter_builds_one_client_per_service_for_a_whole_run(conn, etl, monkeypatch):
+    # given moto's interpreter's client factory, counted (it built one boto3 client for every Lambda task and every
+    # SQS message of the Map: ~45 ms of CPU each)
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sqs
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    from chunking import seed
+
+    built = []
+    original = boto_client.boto_client_for
+
+    def counted(region, service, state_credentials=None):
+        built.append(service)
+        return original(region, service, state_credentials)
+
+    for module in (boto_client, lambda_eval_utils, state_task_service_sqs):
+        monkeypatch.setattr(module, "boto_client_for", counted)
+    # when a local run goes through its five Lambda steps and a Map of several chunks
+    seed.seed_visits(conn, visits=600, start=date(2026, 10, 1), days=6, seed=3)
+    result = etl("run", "--local", "--start", "2026-10-01", "--end", "2026-10-06", "--chunk-days", "1", "--json")
+    # then it succeeded, and the interpreter built one client for Lambda and one for SQS
+    assert result.code == 0, result.err
+    assert result.json["chunks"] == 6
+    assert sorted(built) == ["lambda", "sqs"]
