@@ -1,3 +1,4 @@
--- Refresh the conflict map's statistics after staging: with stale ones (a map filled since the last
--- ANALYZE) a chunk's resolve step planned a nested-loop anti join over its conflicts, quadratic in its rows.
-ANALYZE conflict.conflict_visit_maps;
+-- Refresh the conflict map's statistics after staging when it changed enough since its last ANALYZE (schema 010):
+-- with stale ones (a map filled since the last ANALYZE) a chunk's resolve step once planned a nested-loop anti
+-- join over its conflicts, quadratic in its rows.
+SELECT etl.analyze_conflict_maps_if_changed() AS analysed;

@@ -110,6 +110,46 @@ def test_staging_ends_with_analyze_of_staged_visits_and_of_the_conflict_map(popu
     assert tuples == {f"staged_visits_{run['run_id']}": staged, "conflict_visit_maps": mapped}
 
 
+def test_staging_leaves_the_map_statistics_alone_when_the_map_barely_changed(population):
+    # given a first run (the map filled, and analysed by the next staging)
+    conn = population
+    run_window(conn, START.isoformat(), END.isoformat())
+    _staged_run(conn, "analyses")
+
+    def analysed_at() -> Any:
+        with conn.cursor() as cur:
+            cur.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relid = 'conflict.conflict_visit_maps'"
+                        "::regclass")
+            row = cur.fetchone()
+        conn.rollback()
+        return row[0]
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT etl.analyze_conflict_maps_if_changed()")
+        assert cur.fetchone()[0] is False  # nothing changed since
+        # when a few rows change (fewer than 50 + 10 per cent), then twenty times as many are added
+        cur.execute("UPDATE conflict.conflict_visit_maps SET overlap_minutes = overlap_minutes WHERE ctid IN "
+                    "(SELECT ctid FROM conflict.conflict_visit_maps LIMIT 3)")
+        cur.execute("SELECT etl.analyze_conflict_maps_if_changed()")
+        few = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM conflict.conflict_visit_maps")
+        mapped = cur.fetchone()[0]
+        columns = ("caregiver_id, conflict_date, conflict_type, overlap_minutes, gap_minutes, distance_miles, status, "
+                   "first_detected_run_id, last_changed_run_id")
+        cur.execute(f"INSERT INTO conflict.conflict_visit_maps (visit_id, conflict_visit_id, {columns}) "
+                    f"SELECT visit_id + k * 10000000, conflict_visit_id + k * 10000000, {columns} "
+                    "FROM conflict.conflict_visit_maps "
+                    "CROSS JOIN generate_series(1, 20) AS k")
+        cur.execute("SELECT etl.analyze_conflict_maps_if_changed()")
+        many = cur.fetchone()[0]
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'conflict.conflict_visit_maps'::regclass")
+        tuples = cur.fetchone()[0]
+    conn.rollback()
+    # then the map was analysed again only after the second change, which its statistics now describe
+    assert (few, many) == (False, True) and tuples == 21 * mapped
+    assert analysed_at() is not None
+
+
 def test_a_rerun_resolves_without_a_nested_loop_over_the_chunks_conflicts(population):
     # given a conflict map filled by a first run, and a second run staged over the same window
     conn = population
