@@ -130,7 +130,6 @@ class Edit:
     kind: str
     statement: str
     params: tuple[Any, ...]
-    days: set[date]  # the days whose rows it changes (old and new date)
     visit_id: int
 
 
@@ -173,19 +172,19 @@ def _move(rng: random.Random, kind: str, v: dict[str, Any]) -> Edit:
     return Edit(kind, UPDATE.format("visit_date = %s, scheduled_start = scheduled_start + %s, "
                                     "scheduled_end = scheduled_end + %s, clock_in = clock_in + %s, "
                                     "clock_out = clock_out + %s"),
-                (target, shift, shift, shift, shift, vid), {day, target}, vid)
+                (target, shift, shift, shift, shift, vid), vid)
 
 
 def _change(rng: random.Random, kind: str, v: dict[str, Any], visits: dict[int, dict[str, Any]],
             next_id: int) -> Edit:
-    vid, day = v["visit_id"], v["visit_date"]
+    vid = v["visit_id"]
     update = UPDATE
     if kind == "cancel":
-        return Edit(kind, update.format("status = 'CANCELLED'"), (vid,), {day}, vid)
+        return Edit(kind, update.format("status = 'CANCELLED'"), (vid,), vid)
     if kind == "uncancel":
-        return Edit(kind, update.format("status = 'COMPLETED'"), (vid,), {day}, vid)
+        return Edit(kind, update.format("status = 'COMPLETED'"), (vid,), vid)
     if kind == "delete":
-        return Edit(kind, "DELETE FROM analytics.visits WHERE visit_id = %s", (vid,), {day}, vid)
+        return Edit(kind, "DELETE FROM analytics.visits WHERE visit_id = %s", (vid,), vid)
     if kind == "insert":  # a second visit of the same caregiver, at another agency, overlapping or close by
         shift = timedelta(minutes=rng.randint(-90, 90))
         return Edit(kind, "INSERT INTO analytics.visits (visit_id, caregiver_id, provider_id, patient_id, visit_date, "
@@ -193,24 +192,24 @@ def _change(rng: random.Random, kind: str, v: dict[str, Any], visits: dict[int, 
                     "SELECT %s, caregiver_id, provider_id + 1, patient_id, visit_date, scheduled_start + %s, "
                     "scheduled_end + %s, clock_in + %s, clock_out + %s, clock_in_lat + 0.05, clock_in_lon, "
                     "'COMPLETED' FROM analytics.visits WHERE visit_id = %s",
-                    (next_id, shift, shift, shift, shift, vid), {day}, next_id)
+                    (next_id, shift, shift, shift, shift, vid), next_id)
     if kind == "caregiver":
         other = rng.choice([c for c in {x["caregiver_id"] for x in visits.values()} if c != v["caregiver_id"]])
-        return Edit(kind, update.format("caregiver_id = %s"), (other, vid), {day}, vid)
+        return Edit(kind, update.format("caregiver_id = %s"), (other, vid), vid)
     if kind == "provider":
-        return Edit(kind, update.format("provider_id = provider_id + 1"), (vid,), {day}, vid)
+        return Edit(kind, update.format("provider_id = provider_id + 1"), (vid,), vid)
     if kind == "times":
         shift = timedelta(minutes=rng.choice([-120, -45, -10, 10, 45, 120]))
         return Edit(kind, update.format("scheduled_start = scheduled_start + %s, scheduled_end = scheduled_end + %s"),
-                    (shift, shift, vid), {day}, vid)
+                    (shift, shift, vid), vid)
     if kind == "clock":
         late = timedelta(minutes=rng.choice([15, 60, 300]))
         return Edit(kind, update.format("clock_in = coalesce(clock_in, scheduled_start), "
-                                        "clock_out = coalesce(clock_out, scheduled_end) + %s"), (late, vid), {day}, vid)
+                                        "clock_out = coalesce(clock_out, scheduled_end) + %s"), (late, vid), vid)
     if v["clock_in_lat"] is None:
-        return Edit(kind, update.format("clock_in_lat = 40.7, clock_in_lon = -74.0"), (vid,), {day}, vid)
+        return Edit(kind, update.format("clock_in_lat = 40.7, clock_in_lon = -74.0"), (vid,), vid)
     return Edit(kind, update.format("clock_in_lat = clock_in_lat + %s, clock_in_lon = clock_in_lon - %s"),
-                (rng.uniform(0.01, 0.5), rng.uniform(0.01, 0.5), vid), {day}, vid)
+                (rng.uniform(0.01, 0.5), rng.uniform(0.01, 0.5), vid), vid)
 
 
 def apply(edit: Edit, *conns: psycopg2.extensions.connection) -> None:
