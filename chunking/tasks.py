@@ -84,8 +84,9 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
         db.execute(conn, "tasks/clear_staged_visits", key)
         db.execute(conn, "tasks/create_staged_partition", key)
         row = db.fetch_one(conn, "tasks/stage_visits", params)
-        assert row is not None
-        result = StageResult(**{k: int(v) for k, v in row.items()})
+        counted = db.fetch_one(conn, "tasks/count_staged_visits", params)
+        assert row is not None and counted is not None
+        result = StageResult(**{k: int(v) for k, v in {**counted, **row}.items()})
         freshness.record_fingerprints(conn, run_id, days if days is not None else days_between(range_start, range_end))
         db.execute(conn, "tasks/index_staged_visits", key)
         db.execute(conn, "tasks/analyze_staged_visits", key)
