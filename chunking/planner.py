@@ -205,12 +205,14 @@ def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date,
     chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap,
                          selected=selected)
     while len(chunks) < wanted:  # contiguity can leave fewer chunks than the concurrency: halve the heaviest
-        heaviest = max(chunks, key=lambda c: c.estimated_rows)
-        halves = split_chunk(heaviest, rows_by_day, first_chunk_id=heaviest.chunk_id)
-        if len(halves) < 2 or min(h.estimated_rows for h in halves) == 0:
-            break  # its rows sit on one day: nothing to gain
-        at = chunks.index(heaviest)
-        chunks[at:at + 1] = halves
+        for heaviest in sorted(chunks, key=lambda c: c.estimated_rows, reverse=True):  # that has two loaded halves
+            halves = split_chunk(heaviest, rows_by_day, first_chunk_id=heaviest.chunk_id)
+            if len(halves) == 2 and min(h.estimated_rows for h in halves) > 0:
+                at = chunks.index(heaviest)
+                chunks[at:at + 1] = halves
+                break
+        else:
+            break  # every chunk's rows sit on one day: nothing to gain
     return [dataclasses.replace(c, chunk_id=first_chunk_id + i, estimated_ms=sizing.estimate_ms(c.estimated_rows))
             for i, c in enumerate(chunks)]
 

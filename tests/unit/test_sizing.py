@@ -138,3 +138,14 @@ def test_chunks_forced_by_the_day_cap_are_rounded_up_to_the_concurrency():
     assert len(chunks) == 4 and max(c.days for c in chunks) <= 31
     # the largest chunk, which sets how long the run takes, is as small as four chunks allow
     assert max(c.estimated_rows for c in chunks) == math.ceil(90 / 4) * 10_800
+
+
+def test_the_concurrency_is_used_when_the_heaviest_chunk_cannot_be_halved():
+    # found by the property above: loads 0, 2, 1, 1 at concurrency 3 planned two chunks (days 1-2 and 3-4); the
+    # heaviest cannot be cut into two loaded halves, the other can
+    loads = {START + timedelta(days=i): n for i, n in enumerate([0, 2, 1, 1])}
+    sizing = adaptive_sizing(Throughput(1_000, "test"), chunk_days=31, target_chunk_seconds=120,
+                             worker_timeout_s=300, concurrency=3)
+    chunks = plan_window(START, START + timedelta(days=3), loads, sizing)
+    assert len(chunks) == 3 and [c.estimated_rows for c in chunks] == [2, 1, 1]
+    assert [c.chunk_id for c in chunks] == [1, 2, 3]
