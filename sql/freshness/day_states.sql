@@ -72,10 +72,11 @@ suspects AS MATERIALIZED (
 ),
 current_parts AS MATERIALIZED (
     -- today's fingerprints of the suspect days, part by part (a few days: one index range scan each)
-    SELECT v.visit_date AS day, etl.visit_part(v) AS part, count(*) AS visits, sum(etl.visit_row_hash(v)) AS hash
-    FROM analytics.visits v
-    WHERE v.visit_date IN (SELECT dep_day FROM suspects)
-    GROUP BY 1, 2
+    SELECT r.visit_date AS day, etl.part_of(r.before_22h, r.before_2h, r.before_26h) AS part, count(*) AS visits,
+           sum(r.hash) AS hash
+    FROM etl.visit_part_rows r
+    WHERE r.visit_date IN (SELECT dep_day FROM suspects)
+    GROUP BY r.visit_date, r.before_22h, r.before_2h, r.before_26h
 ),
 changed AS (
     -- per computed day: the days it depends on with a part whose fingerprint differs from the one its staging

@@ -10,7 +10,8 @@ WITH conflict_visits AS (
     SELECT m.conflict_date, p.visit_id, v.visit_date, v.part
     FROM conflict.conflict_visit_maps m
     CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) AS p (visit_id)
-    LEFT JOIN (SELECT x.visit_id, x.visit_date, etl.visit_part(x) AS part FROM analytics.visits x) AS v
+    LEFT JOIN (SELECT r.visit_id, r.visit_date, etl.part_of(r.before_22h, r.before_2h, r.before_26h) AS part
+               FROM etl.visit_part_rows r) AS v
            ON v.visit_id = p.visit_id
     WHERE m.status = 'ACTIVE' AND m.conflict_date = ANY(%(days)s::date[])
 ),

@@ -4,17 +4,8 @@
 -- An owner dated d ends before d + 3 and its partners start before d + 3 days 2 h, so day d depends on all of
 -- d and d + 1 but only on parts 0-2 of d + 2, parts 0-1 of d + 3 and part 0 of d + 4 (etl.partner_part_limit):
 -- a daytime edit makes 3 days stale instead of 5, and a stale run stages less of its partner days.
--- Compared with timestamps, never subtracted: an infinite start falls in part 0 or 3 and raises nothing.
-CREATE FUNCTION etl.visit_part(v analytics.visits) RETURNS smallint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (CASE
-        WHEN coalesce(v.clock_in, v.scheduled_start) < v.visit_date - interval '22 hours' THEN 0
-        WHEN coalesce(v.clock_in, v.scheduled_start) < v.visit_date + interval '2 hours' THEN 1
-        WHEN coalesce(v.clock_in, v.scheduled_start) < v.visit_date + interval '26 hours' THEN 2
-        ELSE 3
-    END)::smallint
-$$;
-
+-- Compared with timestamps, never subtracted: an infinite start falls in part 0 or 3 and raises nothing. The edges
+-- are written once, in etl.visit_part_rows below; etl.part_of turns them into the part.
 -- The highest part of day d + k that day d depends on (k = 0 .. 4; tasks.PARTNER_DAYS = 4).
 CREATE FUNCTION etl.partner_part_limit(k integer) RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -219,6 +219,16 @@ def apply(edit: Edit, *conns: psycopg2.extensions.connection) -> None:
         c.commit()
 
 
+def cancel_daytime(day: date, count: int, *conns: psycopg2.extensions.connection) -> None:
+    """Cancel the first ``count`` visits of ``day`` that start in its daytime (part 2), in each database."""
+    for c in conns:
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
+                        f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
+                        "ORDER BY visit_id LIMIT %s)", (day, count))
+        c.commit()
+
+
 Position = tuple[date | None, int]  # a visit's (visit_date, part of the day)
 READ = ("visit_id", "caregiver_id", "provider_id", "visit_date", "scheduled_start", "scheduled_end", "clock_in",
         "clock_out", "clock_in_lat", "clock_in_lon", "status")
@@ -453,20 +463,11 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     first_edit = RANGE_START + timedelta(days=30)
     late_edit = first_edit + timedelta(days=1)  # a partner day of the stale days, and stale itself
-    edit_sql = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-                f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
-                "ORDER BY visit_id LIMIT 3)")
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute(edit_sql, (first_edit,))
-        c.commit()
+    cancel_daytime(first_edit, 3, conn, twin)
 
     def upstream_edits(step: str) -> None:  # another session commits an edit while the run is in flight
         if step == between:
-            for c in (other, twin):
-                with c.cursor() as cur:
-                    cur.execute(edit_sql, (late_edit,))
-                c.commit()
+            cancel_daytime(late_edit, 3, other, twin)
 
     # when a stale run is in flight as upstream commits another edit
     run = drive(conn, RANGE_START, RANGE_END, stale=True, after=upstream_edits)
@@ -491,21 +492,12 @@ def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twi
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     edited = RANGE_START + timedelta(days=40)
-    cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-              f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
-              "ORDER BY visit_id LIMIT 2)")
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute(cancel, (edited,))
-        c.commit()
+    cancel_daytime(edited, 2, conn, twin)
     failing = edited  # in 2-day chunks: edited-2..edited-1 and edited..edited
     failed = drive(conn, RANGE_START, RANGE_END, stale=True, chunk_days=2, fault_days=frozenset({failing}))
     assert failed["status"] == "FAILED"
     assert {d for d, s in states(conn).items() if s == "STALE"} == {edited}
-    for c in (conn, twin):  # upstream edits the failed chunk's day again before the redrive
-        with c.cursor() as cur:
-            cur.execute(cancel, (edited,))
-        c.commit()
+    cancel_daytime(edited, 2, conn, twin)  # upstream edits the failed chunk's day again before the redrive
     # when the run is redriven
     redriven = redrive(conn, failed["run_id"])
     # then the redriven days are fresh from the redrive's snapshot; the days the first staging computed, which pair
@@ -565,16 +557,10 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     edited = RANGE_START + timedelta(days=25)
-    cancel = ("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id IN (SELECT visit_id FROM "
-              f"analytics.visits WHERE visit_date = %s AND status <> 'CANCELLED' AND {DAYTIME} "
-              "ORDER BY visit_id LIMIT 4)")
     record = freshness.record_fingerprints
 
     def edit_then_record(c, run_id, days):
-        for session in (other, twin):
-            with session.cursor() as cur:
-                cur.execute(cancel, (edited,))
-            session.commit()
+        cancel_daytime(edited, 4, other, twin)
         record(c, run_id, days)
 
     monkeypatch.setattr(freshness, "record_fingerprints", edit_then_record)
