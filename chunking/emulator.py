@@ -621,8 +621,8 @@ def _shared_interpreter_clients() -> Iterator[None]:
     each Lambda task, each SQS message of the Map), about 45 ms of CPU each, 0.3-0.5 s of a run. It builds them
     from the region and service alone (fixed test keys; it ignores the state's credentials), so for the session
     (one mock_aws) one client per region and service is built and kept; botocore clients are thread-safe, so the
-    Map's parallel items share it. Each module that imported the
-    function by name gets the cached one, and its own back at the end."""
+    Map's parallel items share it. Each module that imported the function by name gets the shared one, and its
+    own back at the end."""
     # the modules that call it for this definition's states, imported now so that their reference is patched
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: F401

@@ -107,7 +107,7 @@ def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date]) -> 
     """Inside the staging transaction: record the fingerprints, in its snapshot, of every day it reads for
     these owner days (their partner days, and where the visits of their ACTIVE conflicts lie), part by part, and
     the far visits of those conflicts. Commits nothing. Read by a SELECT, which PostgreSQL may run in parallel
-    (never a statement that writes: the INSERT form took 2.5 s at 1M visits, serially), then written.
+    (never a statement that writes: the INSERT form took 2.3-2.5 s at 1M visits, serially), then written.
     JIT off for the rest of the transaction: it compiled this statement for 0.2 s, more than it then ran."""
     db.set_local(conn, jit="off")
     stage_days = staging_days(days)

@@ -70,15 +70,15 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
                               "partner_end": range_end + timedelta(days=PARTNER_DAYS),
                               "days": list(days) if days is not None else None,
                               "stage_days": None, "stage_before": None}
-    if days is not None:
-        cutoffs = freshness.staging_cutoffs(days)
-        params.update(stage_days=[d for d, _ in cutoffs], stage_before=[b for _, b in cutoffs])
     if days is not None and not days:  # a stale run with nothing stale: nothing to read, stage or sync
         with db.write(conn):
             _lock_run(conn, run_id, exclusive=True)
             db.execute(conn, "tasks/clear_staged_visits", key)
             ledger.mark_staged(conn, run_id, 0)
         return StageResult(0, 0, 0, 0, 0, 0)
+    if days is not None:
+        cutoffs = freshness.staging_cutoffs(days)
+        params.update(stage_days=[d for d, _ in cutoffs], stage_before=[b for _, b in cutoffs])
     with db.write(conn, first=freshness.begin_snapshot):
         _lock_run(conn, run_id, exclusive=True)
         db.execute(conn, "tasks/clear_staged_visits", key)
