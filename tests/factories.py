@@ -113,6 +113,19 @@ def rejected(conn: Connection) -> dict[int, str]:
     return rows
 
 
+def writes(conn: Connection) -> tuple[Any, ...]:
+    """A mark of what the output tables hold: a run that writes nothing leaves it unchanged (counts, the latest
+    update and the latest run named in the conflict map and in the rejections)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*), max(updated_at), max(last_changed_run_id) FROM conflict.conflict_visit_maps")
+        row = cur.fetchone()
+        cur.execute("SELECT count(*), max(run_id) FROM conflict.rejected_visits")
+        row2 = cur.fetchone()
+    conn.rollback()
+    assert row is not None and row2 is not None
+    return (*row, *row2)
+
+
 def chunk_rows(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     rows = ledger.list_chunks(conn, run_id)
     conn.rollback()

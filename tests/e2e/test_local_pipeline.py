@@ -11,7 +11,7 @@ import pytest
 from chunking import ledger, seed
 from chunking.emulator import ASL_PATH, LocalCloud, LocalOptions
 from tests import oracle
-from tests.factories import conflicts
+from tests.factories import conflicts, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -23,14 +23,6 @@ def _table(conn):
     """The conflict map without the columns that legitimately differ between runs (ids and times)."""
     return {k: (v["caregiver_id"], v["conflict_date"], v["conflict_type"], v["overlap_minutes"], v["gap_minutes"],
                 v["distance_miles"], v["status"]) for k, v in conflicts(conn, status=None).items()}
-
-
-def _writes(conn):
-    with conn.cursor() as cur:
-        cur.execute("SELECT count(*), max(updated_at) FROM conflict.conflict_visit_maps")
-        row = cur.fetchone()
-    conn.rollback()
-    return row
 
 
 def test_run_local_executes_the_real_definition_and_leaves_ledger_and_output(conn, etl, tmp_path):
@@ -85,14 +77,14 @@ def test_one_day_chunks_at_concurrency_two_equal_one_whole_window_chunk(conn, et
     assert _table(conn) == chunked and len(chunked) > 50
     assert whole.json["inserted"] == first.json["inserted"]
     # and rerunning either writes nothing
-    before = _writes(conn)
+    before = writes(conn)
     for chunking in (["--chunk-days", "1"], ["--chunk-days", "366", "--max-chunk-rows", "1000000000"], []):
         again = etl("run", "--local", "--start", START, "--end", END, *chunking, "--json")
         assert again.code == 0
         assert (again.json["inserted"], again.json["updated"], again.json["resolved"], again.json["reopened"]) \
             == (0, 0, 0, 0)
         assert again.json["unchanged"] == len(chunked)
-    assert _writes(conn) == before
+    assert writes(conn) == before
 
 
 def test_second_run_while_one_is_active_fails_at_once_naming_it(conn, etl):

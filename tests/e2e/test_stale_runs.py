@@ -9,7 +9,7 @@ import pytest
 
 from chunking import seed
 from tests import oracle
-from tests.factories import rejected
+from tests.factories import rejected, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -17,14 +17,6 @@ START, END = date(2026, 10, 1), date(2026, 10, 20)
 WINDOW = ("--start", START.isoformat(), "--end", END.isoformat())
 CHUNKS = ("--chunk-days", "3", "--max-chunk-rows", "1000000")
 STALE_CHUNKS = ("--chunk-days", "2", "--max-chunk-rows", "1000000")
-
-
-def _writes(conn):
-    with conn.cursor() as cur:
-        cur.execute("SELECT count(*), max(updated_at), max(last_changed_run_id) FROM conflict.conflict_visit_maps")
-        row = cur.fetchone()
-    conn.rollback()
-    return row
 
 
 def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(conn, etl, tmp_path):
@@ -83,12 +75,12 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     assert drawn.count('data-state="FRESH"') == 20 and f'href="run-{summary["run_id"]}-report.html"' in drawn
     # and every day is fresh again; a stale rerun plans nothing and writes nothing
     assert {d["state"] for d in etl("freshness", *WINDOW, "--json").json["days"]} == {"FRESH"}
-    before = _writes(conn)
+    before = writes(conn)
     again = etl("run", "--local", "--stale", *WINDOW, "--json")
     assert again.code == 0, again.err
     assert (again.json["status"], again.json["chunks"], again.json["days"], again.json["visits"]) == \
         ("SUCCEEDED", 0, 0, 0)
-    assert _writes(conn) == before
+    assert writes(conn) == before
 
 
 def test_freshness_prints_a_calendar_and_never_computed_days(conn, etl):

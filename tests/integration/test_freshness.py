@@ -20,7 +20,7 @@ from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_si
 from chunking.settings import Settings
 from tests import oracle
 from tests.conftest import emptied, pipeline_database
-from tests.factories import insert, visit
+from tests.factories import insert, visit, writes
 
 SETTINGS = Settings(chunk_queue_url="local://chunks")
 POPULATION_START = date(2026, 9, 1)
@@ -97,17 +97,6 @@ def rejections(conn: psycopg2.extensions.connection) -> dict[int, tuple[date, st
         rows = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
     conn.rollback()
     return rows
-
-
-def writes(conn: psycopg2.extensions.connection) -> tuple[Any, ...]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT count(*), max(updated_at), max(last_changed_run_id) FROM conflict.conflict_visit_maps")
-        row = cur.fetchone()
-        cur.execute("SELECT count(*), max(run_id) FROM conflict.rejected_visits")
-        row2 = cur.fetchone()
-    conn.rollback()
-    assert row is not None and row2 is not None
-    return (*row, *row2)
 
 
 def assert_matches_oracle(conn: psycopg2.extensions.connection, start: date, end: date) -> None:
