@@ -266,6 +266,8 @@ class LocalCloud:
         self._stack.enter_context(_patched_environ({**base_env, **self.extra_env}))
         self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True},
                                                    "lambda": {"use_docker": False}}))
+        self._stack.enter_context(_process_boto3_session())
+        self._stack.enter_context(_parsed_definitions_kept())
         self._stack.enter_context(_quiet_moto())
         if opts.retry_time_scale != 1.0:
             self._stack.enter_context(_scaled_retry_waits(opts.retry_time_scale))
@@ -613,6 +615,56 @@ def _quiet_moto() -> Iterator[None]:
         yield
     finally:
         moto_logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _process_boto3_session() -> Iterator[None]:
+    """Inside ``mock_aws`` (which sets ``boto3.DEFAULT_SESSION`` to None, so that no client made before it is
+    used), one boto3 Session for every emulator session of this process, as the default session: every client
+    the emulator, moto's interpreter and the handlers build reads the service models (JSON files of 50-900 kB)
+    from that session's loader, which keeps them. A new default session per emulator session parsed them again
+    every time: about 0.1 s of CPU per local run after the first in one process (the benchmarks', the tests').
+    The session is the one moto makes for itself, once, to list each service's regions (made after moto's
+    import, so moto's request stub is among its handlers): a second one would load the endpoint tables again.
+    It is the default only inside ``mock_aws`` (moto restores the previous default when it stops), so none of
+    its clients can reach AWS."""
+    from moto.core.base_backend import AccountSpecificBackend
+
+    boto3.DEFAULT_SESSION = AccountSpecificBackend.get_session()
+    yield
+
+
+_parsed_definitions: dict[str, Any] = {}
+_parse_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _parsed_definitions_kept() -> Iterator[None]:
+    """moto parses a definition with ANTLR when the state machine is created (to validate it) and again at
+    every execution's start: about 60 ms of CPU each, on the critical path. While the emulator runs, a
+    definition's parse is kept for the process (keyed by its text; a definition that fails to parse raises each
+    time). Sharing it is sound: the parsed components keep no state of an evaluation (a Map's parallel items
+    already share one iteration component); each execution gets its own environment."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    original = AmazonStateLanguageParser.__dict__["parse"]
+
+    def parse(definition: str) -> Any:
+        with _parse_lock:
+            parsed = _parsed_definitions.get(definition)
+        if parsed is None:
+            parsed = original.__func__(definition)
+            with _parse_lock:
+                if len(_parsed_definitions) >= 8:  # a few definitions per process at most (tests vary it)
+                    _parsed_definitions.clear()
+                _parsed_definitions[definition] = parsed
+        return parsed
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AmazonStateLanguageParser.parse = original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -61,3 +61,60 @@ def test_the_interpreter_builds_one_client_per_service_for_a_whole_run(conn, etl
     assert result.code == 0, result.err
     assert result.json["chunks"] == 6
     assert sorted(built) == ["lambda", "sqs"]
+
+
+def test_a_second_local_run_in_one_process_parses_no_definition_and_loads_no_service_model(conn, etl, monkeypatch):
+    # given moto's ASL parser and botocore's JSON loader, counted (each emulator session parsed the definition twice,
+    # at its creation and at the execution's start, and a new default session read every service model again)
+    import boto3
+    from botocore import loaders
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from chunking import seed
+
+    parses, loads = [], []
+    original_parse, original_load = AmazonStateLanguageParser.parse, loaders.JSONFileLoader.load_file
+
+    def counted_parse(definition):
+        parses.append(len(definition))
+        return original_parse(definition)
+
+    def counted_load(self, file_path):
+        loads.append(file_path)
+        return original_load(self, file_path)
+
+    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(counted_parse))
+    monkeypatch.setattr(loaders.JSONFileLoader, "load_file", counted_load)
+    default_before = boto3.DEFAULT_SESSION
+    seed.seed_visits(conn, visits=300, start=date(2026, 10, 1), days=3, seed=4)
+    window = ("--start", "2026-10-01", "--end", "2026-10-03", "--chunk-days", "1", "--json")
+    # when two local runs go through the whole state machine in this process, one after the other
+    first = etl("run", "--local", *window)
+    parsed_by_first = len(parses)
+    loads.clear()
+    second = etl("run", "--local", *window)
+    # then both succeeded; the first parsed the definition once (its creation; the execution reused it), the second
+    # not at all, and the second read no service model file again
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert second.json["chunks"] == 3
+    assert parsed_by_first <= 1 and len(parses) == parsed_by_first, parses
+    assert [p for p in loads if "service-2" in str(p) or "endpoints" in str(p)] == []
+    # and outside the emulator the default session is what it was (moto restores it; no mocked client escapes)
+    assert boto3.DEFAULT_SESSION is default_before
+
+
+def test_a_definition_that_does_not_parse_is_refused_every_time(tmp_path):
+    # given the emulator's parse cache, in force
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    from chunking import emulator
+
+    with emulator._parsed_definitions_kept():
+        for _ in range(2):
+            # when the same broken definition is parsed twice, then both fail (a failure is never kept)
+            try:
+                AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {"A": {"Type": "Nope"}}}')
+            except ASLParserException:
+                continue
+            raise AssertionError("a broken definition parsed")
+    assert "Nope" not in "".join(emulator._parsed_definitions)
