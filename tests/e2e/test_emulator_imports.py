@@ -118,3 +118,19 @@ def test_a_definition_that_does_not_parse_is_refused_every_time(tmp_path):
                 continue
             raise AssertionError("a broken definition parsed")
     assert "Nope" not in "".join(emulator._parsed_definitions)
+
+
+def test_the_emulators_start_is_out_of_the_collectors_reach_while_it_runs(database_url, tmp_path):
+    # given no frozen objects (a test process freezes nothing else)
+    import gc
+
+    from chunking.emulator import LocalCloud
+
+    assert gc.get_freeze_count() == 0
+    # when an emulator is open, what its start left (moto, botocore's models, the parsed definition) is frozen: a full
+    # collection during the run does not traverse it
+    with LocalCloud(database_url, state_dir=tmp_path):
+        frozen = gc.get_freeze_count()
+    # then it was a large heap, and it is back in the collector's reach once the emulator closed
+    assert frozen > 100_000, frozen
+    assert gc.get_freeze_count() == 0
