@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -65,18 +65,20 @@ def staging_days(days: Iterable[date]) -> list[date]:
     return sorted({d + timedelta(days=k) for d in days for k in range(tasks.PARTNER_DAYS + 1)})
 
 
-def staging_cutoffs(days: Iterable[date]) -> list[tuple[date, datetime | None]]:
-    """What a staging for these owner days reads of each day: ``(day, None)`` for all of an owner day's visits,
-    ``(day, before)`` for a partner day's visits starting before ``before`` (the last owner day before it plus
-    ``tasks.PARTNER_REACH``), in date order."""
+def staging_cutoffs(days: Iterable[date], last_ends: Mapping[date, datetime] | None = None,
+                    ) -> list[tuple[date, datetime | None]]:
+    """What a staging for these owner days reads of each day, in date order: ``(day, None)`` for all of an owner
+    day's visits, ``(day, until)`` for a partner day's visits starting at or before ``until``: the latest end of the
+    owners of the days before it plus 2 h (``last_ends``, per owner day: ``tasks.partner_cutoff``), never past the
+    last owner day before it plus ``tasks.PARTNER_REACH``."""
     owners = set(days)
     cutoffs: list[tuple[date, datetime | None]] = []
     for day in staging_days(owners):
         if day in owners:
             cutoffs.append((day, None))
             continue
-        last_owner = max(d for d in owners if day - timedelta(days=tasks.PARTNER_DAYS) <= d < day)
-        cutoffs.append((day, datetime.combine(last_owner, datetime.min.time()) + tasks.PARTNER_REACH))
+        reach = [d for d in owners if day - timedelta(days=tasks.PARTNER_DAYS) <= d < day]
+        cutoffs.append((day, tasks.partner_cutoff(reach, last_ends or {})))
     return cutoffs
 
 

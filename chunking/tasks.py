@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from chunking import db, freshness, ledger
@@ -36,6 +36,18 @@ PARTNER_DAYS = 4
 # The same bound, finer: an eligible owner dated d starts before d + 2 and ends before d + 3, so every partner
 # starts before d + 3 days 2 h. A stale run stages of a partner day only the visits starting before it.
 PARTNER_REACH = timedelta(days=3, hours=2)
+# The TRAVEL rule's longest gap: a partner starts at most this long after an owner ends (SPEC: at most 120 minutes).
+TRAVEL_REACH = timedelta(hours=2)
+
+
+def partner_cutoff(owners: Sequence[date], last_ends: Mapping[date, datetime]) -> datetime:
+    """The latest start of a visit that can pair with an owner dated on one of ``owners`` (the owner days within
+    PARTNER_DAYS before a partner day): the latest end of their owners plus TRAVEL_REACH
+    (``sql/tasks/owner_last_ends.sql``), never past the bound that holds for any data, the last owner day plus
+    PARTNER_REACH. Inclusive: a partner starting exactly 2 h after an owner ends can still pair with it."""
+    bound = datetime.combine(max(owners), datetime.min.time()) + PARTNER_REACH
+    ends = [last_ends[d] for d in owners if d in last_ends]
+    return min(bound, max(ends) + TRAVEL_REACH) if ends else bound
 
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
@@ -69,20 +81,18 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
     params: dict[str, Any] = {**key, "range_start": range_start, "range_end": range_end,
                               "partner_end": range_end + timedelta(days=PARTNER_DAYS),
                               "days": list(days) if days is not None else None,
-                              "stage_days": None, "stage_before": None}
+                              "stage_days": None, "stage_before": None, "partner_before": None}
     if days is not None and not days:  # a stale run with nothing stale: nothing to read, stage or sync
         with db.write(conn):
             _lock_run(conn, run_id, exclusive=True)
             db.execute(conn, "tasks/clear_staged_visits", key)
             ledger.mark_staged(conn, run_id, 0)
         return StageResult(0, 0, 0, 0, 0, 0)
-    if days is not None:
-        cutoffs = freshness.staging_cutoffs(days)
-        params.update(stage_days=[d for d, _ in cutoffs], stage_before=[b for _, b in cutoffs])
     with db.write(conn, first=freshness.begin_snapshot):
         _lock_run(conn, run_id, exclusive=True)
         db.execute(conn, "tasks/clear_staged_visits", key)
         db.execute(conn, "tasks/create_staged_partition", key)
+        params.update(_partner_reads(conn, range_start, range_end, days))
         row = db.fetch_one(conn, "tasks/stage_visits", params)
         counted = db.fetch_one(conn, "tasks/count_staged_visits", params)
         assert row is not None and counted is not None
@@ -94,6 +104,26 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
     with db.autocommit(conn):
         db.execute(conn, "tasks/analyze_conflict_maps")
     return result
+
+
+def _partner_reads(conn: Connection, range_start: date, range_end: date,
+                   days: Sequence[date] | None) -> dict[str, Any]:
+    """In the staging snapshot: how much of each partner day the load reads (``stage_visits.sql``'s parameters).
+    A stale run: ``stage_days`` and ``stage_before`` (its owner days whole, each partner day up to its cutoff). A
+    plain run: ``partner_before``, the cutoff of each of the PARTNER_DAYS days after the window. The cutoffs come
+    from the owners' latest ends in this snapshot (``partner_cutoff``): 1 day and 2 h past the window's last day in
+    the benchmarks' populations, where the bound alone read 3 days and 2 h of it."""
+    owners = sorted(days) if days is not None else days_between(max(range_start, range_end - timedelta(
+        days=PARTNER_DAYS - 1)), range_end)
+    followed = [d for d in owners if any(d + timedelta(days=k) not in owners for k in range(1, PARTNER_DAYS + 1))]
+    rows = db.fetch_all(conn, "tasks/owner_last_ends", {"days": followed})
+    last_ends = {r["day"]: r["last_end"] for r in rows}
+    if days is None:
+        return {"partner_before": [partner_cutoff(
+            [d for d in owners if d >= range_end + timedelta(days=k - PARTNER_DAYS)], last_ends)
+            for k in range(1, PARTNER_DAYS + 1)]}
+    cutoffs = freshness.staging_cutoffs(owners, last_ends)
+    return {"stage_days": [d for d, _ in cutoffs], "stage_before": [b for _, b in cutoffs]}
 
 
 def rows_by_day(conn: Connection, run_id: int, window_start: date, window_end: date) -> dict[date, int]:

@@ -1,12 +1,13 @@
 -- Task 01: stage the eligible visits a run needs for [range_start, range_end] and sync its rejected visits.
 -- Staged: every non-cancelled, eligible visit dated from range_start to partner_end (partners of the last
--- day), plus the visits of ACTIVE conflicts dated in the range (so a chunk can tell a pair that moved
--- to another date from one that no longer conflicts). Rejected: the ineligible, non-cancelled visits
+-- days, up to their cutoff), plus the visits of ACTIVE conflicts dated in the range (so a chunk can tell a pair
+-- that moved to another date from one that no longer conflicts). Rejected: the ineligible, non-cancelled visits
 -- dated in the range, checked in the order the contract gives (a visit lacking a value the rules need first:
 -- INVALID_RECORD); stale rejections in the range are removed. Infinite timestamps follow the same rules.
 -- A stale run passes its owner days (days) and their partner days (stage_days): only those are read and synced.
--- Of a partner day, only the visits starting before stage_before (NULL: all of the day) can pair with an owner:
--- every partner of an owner dated d starts before d + 3 days 2 h (tasks.PARTNER_REACH).
+-- Of a partner day, only the visits starting at or before its cutoff can pair with an owner (stage_before for a
+-- stale run, NULL for an owner day; partner_before for the PARTNER_DAYS days after a plain run's window): the
+-- latest end of the owners before it plus 2 h, in this snapshot (tasks.partner_cutoff, owner_last_ends.sql).
 WITH wanted AS (
     SELECT v.*, true AS in_range
     FROM analytics.visits v
@@ -14,8 +15,11 @@ WITH wanted AS (
       AND (%(stage_days)s::date[] IS NULL
            OR (v.visit_date = ANY(%(stage_days)s::date[])
                AND coalesce(coalesce(v.clock_in, v.scheduled_start)
-                            < (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[], v.visit_date)],
+                            <= (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[], v.visit_date)],
                             true)))
+      AND (v.visit_date <= %(range_end)s
+           OR coalesce(coalesce(v.clock_in, v.scheduled_start)
+                       <= (%(partner_before)s::timestamp[])[v.visit_date - %(range_end)s::date], true))
     UNION ALL
     SELECT v.*, false
     FROM analytics.visits v
@@ -32,9 +36,13 @@ WITH wanted AS (
               AND (%(stage_days)s::date[] IS NULL
                    OR (v.visit_date = ANY(%(stage_days)s::date[])
                        AND coalesce(coalesce(v.clock_in, v.scheduled_start)
-                                    < (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[],
-                                                                                      v.visit_date)],
-                                    true))), false)
+                                    <= (%(stage_before)s::timestamp[])[array_position(%(stage_days)s::date[],
+                                                                                       v.visit_date)],
+                                    true)))
+              AND (v.visit_date <= %(range_end)s
+                   OR coalesce(coalesce(v.clock_in, v.scheduled_start)
+                               <= (%(partner_before)s::timestamp[])[v.visit_date - %(range_end)s::date], true)),
+              false)
 ),
 effective AS (
     SELECT w.in_range, w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,

@@ -617,51 +617,99 @@ def test_a_stale_staging_reads_of_a_partner_day_only_the_visits_that_can_pair_wi
     # given owner days 10-11 and 20 of a month
     days = [date(2026, 10, 10), date(2026, 10, 11), date(2026, 10, 20)]
     # then their staging reads the owner days whole, and each partner day up to the last owner day before it plus
-    # 3 days 2 h (an owner ends before d + 3; its partners start at most 2 h later)
-    assert freshness.staging_cutoffs(days) == [
+    # 3 days 2 h (an owner ends before d + 3; its partners start at most 2 h later) when nothing else is known
+    bound = [(date(2026, 10, 10), None), (date(2026, 10, 11), None),
+             *[(date(2026, 10, 11 + k), datetime(2026, 10, 14, 2)) for k in range(1, 5)],
+             (date(2026, 10, 20), None),
+             *[(date(2026, 10, 20 + k), datetime(2026, 10, 23, 2)) for k in range(1, 5)]]
+    assert freshness.staging_cutoffs(days) == bound
+    # and, given the latest end of each owner day's visits, up to the latest end of the owner days before it plus
+    # 2 h (10-12 to 10-14 follow both 10-10 and 10-11; 10-15 only 10-11), never past the bound (10-21 on)
+    last_ends = {date(2026, 10, 10): datetime(2026, 10, 11, 23, 30), date(2026, 10, 11): datetime(2026, 10, 12, 9),
+                 date(2026, 10, 20): datetime(2026, 10, 23, 1)}
+    assert freshness.staging_cutoffs(days, last_ends) == [
         (date(2026, 10, 10), None), (date(2026, 10, 11), None),
-        *[(date(2026, 10, 11 + k), datetime(2026, 10, 14, 2)) for k in range(1, 5)],
+        *[(date(2026, 10, 11 + k), datetime(2026, 10, 12, 11)) for k in range(1, 5)],
         (date(2026, 10, 20), None),
         *[(date(2026, 10, 20 + k), datetime(2026, 10, 23, 2)) for k in range(1, 5)]]
+    assert freshness.staging_cutoffs([date(2026, 10, 10)], {date(2026, 10, 10): datetime(2026, 10, 11, 23, 30)}) == [
+        (date(2026, 10, 10), None), *[(date(2026, 10, 10 + k), datetime(2026, 10, 12, 1, 30)) for k in range(1, 5)]]
+    # and an owner day without a visit that can be eligible leaves the bound
+    assert tasks.partner_cutoff([date(2026, 10, 10)], {}) == datetime(2026, 10, 13, 2)
 
 
-def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_others(conn, twin):
-    # given a caregiver's visits around one day, each pairing (at another agency) with an owner on that day or not
-    owner_day = RANGE_START + timedelta(days=20)
+def _reach_population(owner_day: date) -> list[Any]:
+    """A caregiver's owner visit on ``owner_day`` (21:00 to 20:00 the next day, the latest end of that day) and
+    visits dated after it: one overlapping it, one starting 2 h 10 min after it ends 69 miles away, one a minute later,
+    and one dated 3 days later at 01:59 (within the bound for any data, past this owner's reach)."""
     d = owner_day.isoformat()
-    pair = [visit(1, d, "21:00", "44:00", provider=1, caregiver=7),  # d 21:00 to d + 1 20:00
-            visit(2, d, "43:30", "44:30", provider=2, caregiver=7,  # overlaps it: a partner dated d + 1
-                  visit_date=(owner_day + timedelta(days=1)).isoformat()),
-            visit(3, d, "73:59", "74:30", provider=3, caregiver=7,  # d + 3 01:59: within an owner's reach
-                  visit_date=(owner_day + timedelta(days=3)).isoformat()),
-            visit(4, d, "74:00", "75:00", provider=4, caregiver=7,  # d + 3 02:00: past every owner's reach
-                  visit_date=(owner_day + timedelta(days=3)).isoformat())]
-    for c in (conn, twin):
-        insert(c, *pair)
-        drive(c, RANGE_START, RANGE_END, chunk_days=7)
-    # when the owner day is edited and a stale run recomputes it (and the days before it)
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
-                        "WHERE visit_id = 1")
-        c.commit()
-    staged: dict[str, Any] = {}
+    after = [(owner_day + timedelta(days=k)).isoformat() for k in range(4)]
+    far = (41.0, -74.0)  # 69 miles north of the factories' default point: a 120-minute gap is a TRAVEL conflict
+    return [visit(1, d, "21:00", "44:00", provider=1, caregiver=7),
+            visit(2, d, "43:30", "44:30", provider=2, caregiver=7, visit_date=after[1]),
+            visit(3, d, "46:10", "47:00", provider=3, caregiver=7, at=far, visit_date=after[1]),
+            visit(4, d, "46:11", "47:00", provider=3, caregiver=7, at=far, visit_date=after[1]),
+            visit(5, d, "73:59", "74:30", provider=4, caregiver=7, visit_date=after[3])]
+
+
+def _staged_ids_seen(staged: dict[str, set[int]]) -> Callable[..., None]:
     record = freshness.record_fingerprints
 
-    def look(c, run_id, days):
+    def look(c: psycopg2.extensions.connection, run_id: int, days: Any) -> None:
         with c.cursor() as cur:
             cur.execute("SELECT visit_id FROM etl.staged_visits WHERE run_id = %s", (run_id,))
             staged["ids"] = {r[0] for r in cur.fetchall()}
         record(c, run_id, days)
 
+    return look
+
+
+def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_others(conn, twin):
+    # given the owner visit and its later visits, computed by a full run
+    owner_day = RANGE_START + timedelta(days=20)
+    for c in (conn, twin):
+        insert(c, *_reach_population(owner_day))
+        drive(c, RANGE_START, RANGE_END, chunk_days=7)
+    assert (1, 3) not in table(conn)  # a 130-minute gap: no conflict yet
+    # when the owner's end moves 10 minutes later (to 20:10) and a stale run recomputes its day and the days before
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
+                        "WHERE visit_id = 1")
+        c.commit()
+    staged: dict[str, set[int]] = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(freshness, "record_fingerprints", look)
+        patch.setattr(freshness, "record_fingerprints", _staged_ids_seen(staged))
         run = drive(conn, RANGE_START, RANGE_END, stale=True)
-    # then the visits dated after the owner days and starting past their reach were not staged, and the result
-    # is a full run's
+    # then of the later days it staged the visits starting by the owner's new end plus 2 h (22:10, included) and
+    # none after (22:11, or 01:59 three days later), and the result is a full run's, with the new 120-minute pair
     assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
         owner_day - timedelta(days=2), owner_day))
-    assert {1, 2, 3} <= staged["ids"] and 4 not in staged["ids"]
+    assert staged["ids"] == {1, 2, 3}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
-    assert (1, 2) in table(conn)
+    assert {(1, 2), (1, 3)} <= set(table(conn)) and (1, 4) not in table(conn)
+
+
+def test_a_plain_run_reads_the_days_after_its_window_up_to_its_owners_reach(conn):
+    # given the owner visit on the window's last day and its later visits, and an ineligible visit on that day that
+    # ends days later (it must not widen the reach)
+    owner_day = RANGE_START + timedelta(days=20)
+    insert(conn, *_reach_population(owner_day),
+           visit(6, owner_day.isoformat(), "10:00", "90:00", provider=5, caregiver=8))  # 80 h: DURATION_OVER_24H
+    with conn.cursor() as cur:  # the owner now ends at 20:10: visit 3 starts 120 minutes later
+        cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
+                    "WHERE visit_id = 1")
+    conn.commit()
+    staged: dict[str, set[int]] = {}
+    # when a plain run computes the window ending on the owner's day
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "record_fingerprints", _staged_ids_seen(staged))
+        drive(conn, owner_day - timedelta(days=6), owner_day, chunk_days=7)
+    # then of the days after the window it staged only the visits starting by the owner's end plus 2 h (the
+    # 120-minute TRAVEL partner included), and the map is the oracle's
+    assert staged["ids"] == {1, 2, 3}
+    assert (1, 3) in table(conn) and (1, 4) not in table(conn)
+    visits = oracle.load_visits(conn)
+    assert oracle.actual(conn, owner_day - timedelta(days=6), owner_day) == oracle.expected(
+        visits, owner_day - timedelta(days=6), owner_day)[0]
