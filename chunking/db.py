@@ -270,11 +270,15 @@ def write(conn: Connection, *, first: Callable[[Connection], None] | None = None
 
 
 @contextlib.contextmanager
-def read(conn: Connection, *, snapshot: bool = False) -> Iterator[Connection]:
+def read(conn: Connection, *, snapshot: bool = False, imported: str | None = None) -> Iterator[Connection]:
     """A unit of work that only reads: its transaction always ends (rolled back), so no snapshot or lock is
-    held after it. With ``snapshot``, every statement inside sees one snapshot (REPEATABLE READ, READ ONLY).
-    Inside a writing unit of work it joins that one."""
-    outer = _begin(conn, _read_only_snapshot if snapshot else None)
+    held after it. With ``snapshot``, every statement inside sees one snapshot (REPEATABLE READ, READ ONLY);
+    with ``imported``, the snapshot another session exported (``pg_export_snapshot()``, while its transaction is
+    open). Inside a writing unit of work it joins that one."""
+    if imported is not None:
+        outer = _begin(conn, lambda c: _imported_snapshot(c, imported))
+    else:
+        outer = _begin(conn, _read_only_snapshot if snapshot else None)
     try:
         yield conn
     finally:
@@ -287,6 +291,12 @@ transaction = write  # the name the first round used
 def _read_only_snapshot(conn: Connection) -> None:
     with classified(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def _imported_snapshot(conn: Connection, snapshot_id: str) -> None:
+    with classified(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_id,))
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ return what it returns. Each step's output is what the state machine carries to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -151,13 +152,14 @@ def _execution_start(raw: Any) -> datetime:
         raise InputError(f"execution_start is not an ISO timestamp: {raw!r}") from None
 
 
-def stage(event: Any, conn: Connection) -> dict[str, Any]:
-    """StageVisits (Task 01) over the run's staging range."""
+def stage(event: Any, conn: Connection, reader: Callable[[], Connection] | None = None) -> dict[str, Any]:
+    """StageVisits (Task 01) over the run's staging range; ``reader``: a second connection, for the fingerprints
+    (``tasks.stage_visits``)."""
     run = RunContext.of(event)
     days = freshness.stage_selection(conn, run.run_id, redrive=run.mode == "redrive",
                                      chunk_ids=run.redrive_chunk_ids) if run.stale else None
     result = freshness.in_snapshot(lambda: tasks.stage_visits(conn, run.run_id, run.stage_start, run.stage_end,
-                                                              days=days))
+                                                              days=days, reader=reader))
     return {"staged_rows": result.staged_rows, "owner_rows": result.owner_rows,
             "rejected_rows": result.rejected_rows, "rejections_written": result.rejections_written,
             "rejections_cleared": result.rejections_cleared}

@@ -15,6 +15,7 @@ from chunking.settings import Settings, lambda_settings
 from chunking.worker import ChunkWorker, container_worker
 
 _connections = ConnectionCache()
+_readers = ConnectionCache()  # a second connection, for a read beside the first's transaction
 _dsn_lock = threading.Lock()
 
 
@@ -25,6 +26,16 @@ def settings() -> Settings:
 def database(cfg: Settings, context: Any = None) -> Connection:
     """This container's connection, reused across invocations and checked before reuse. With the invocation's
     ``context``, every unit of work on it runs under the time the invocation has left (:class:`db.Budget`)."""
+    return _budgeted(_connections.get(_dsn(cfg)), cfg, context)
+
+
+def reader_database(cfg: Settings, context: Any = None) -> Connection:
+    """This container's second connection (reused and checked like the first): StageVisits reads the source's
+    fingerprints on it, in the staging's snapshot, while the first loads the staging."""
+    return _budgeted(_readers.get(_dsn(cfg), "conflict-map-reader"), cfg, context)
+
+
+def _dsn(cfg: Settings) -> str:
     cfg.require_database()
     dsn = cfg.database_url
     if not dsn:
@@ -32,7 +43,10 @@ def database(cfg: Settings, context: Any = None) -> Connection:
         with _dsn_lock:
             dsn = database_url_from_secret(cfg.db_secret_arn, {"host": cfg.db_host, "port": cfg.db_port,
                                                                "dbname": cfg.db_name})
-    conn = _connections.get(dsn)
+    return dsn
+
+
+def _budgeted(conn: Connection, cfg: Settings, context: Any) -> Connection:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     set_budget(conn, Budget(remaining, cfg.timeout_margin_ms) if remaining else None)
     return conn
@@ -67,3 +81,4 @@ def reset() -> None:
     """Forget the container's settings and this thread's connection (the emulator starts cold)."""
     lambda_settings.cache_clear()
     _connections.close()
+    _readers.close()

@@ -68,15 +68,17 @@ class StageResult:
 
 
 def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date,
-                 days: Sequence[date] | None = None) -> StageResult:
+                 days: Sequence[date] | None = None, reader: Callable[[], Connection] | None = None) -> StageResult:
     """Task 01: restage the run's visits for a date range (only its owner ``days`` in it, for a stale run), sync
     its rejections, record the source fingerprints of what it read, then ANALYZE. Commits.
 
     The run row is locked first, so staging never changes under a chunk in flight. The run's staging is its
     own partition (schema 004): dropped and created empty, loaded, then indexed and analysed once, all in one
     transaction, so a chunk sees either none of it or all of it with its indexes and statistics. That transaction
-    is REPEATABLE READ: one snapshot serves the staged rows and the fingerprints of the days they came from.
-    The conflict map is analysed afterwards when it changed enough since its last ANALYZE (schema 010)."""
+    is REPEATABLE READ: one snapshot serves the staged rows and the fingerprints of the days they came from;
+    with a ``reader`` (a second connection), the fingerprints are read on it in that snapshot, exported, while this
+    one loads (``freshness.fingerprints_beside``). The conflict map is analysed afterwards when it changed enough
+    since its last ANALYZE (schema 010)."""
     key = {"run_id": run_id}
     params: dict[str, Any] = {**key, "range_start": range_start, "range_end": range_end,
                               "partner_end": range_end + timedelta(days=PARTNER_DAYS),
@@ -88,16 +90,18 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
             db.execute(conn, "tasks/clear_staged_visits", key)
             ledger.mark_staged(conn, run_id, 0)
         return StageResult(0, 0, 0, 0, 0, 0)
+    owner_days = list(days) if days is not None else days_between(range_start, range_end)
     with db.write(conn, first=freshness.begin_snapshot):
         _lock_run(conn, run_id, exclusive=True)
-        db.execute(conn, "tasks/clear_staged_visits", key)
-        db.execute(conn, "tasks/create_staged_partition", key)
-        params.update(_partner_reads(conn, range_start, range_end, days))
-        row = db.fetch_one(conn, "tasks/stage_visits", params)
-        counted = db.fetch_one(conn, "tasks/count_staged_visits", params)
-        assert row is not None and counted is not None
-        result = StageResult(**{k: int(v) for k, v in {**counted, **row}.items()})
-        freshness.record_fingerprints(conn, run_id, days if days is not None else days_between(range_start, range_end))
+        with freshness.fingerprints_beside(conn, owner_days, reader) as fingerprints:
+            db.execute(conn, "tasks/clear_staged_visits", key)
+            db.execute(conn, "tasks/create_staged_partition", key)
+            params.update(_partner_reads(conn, range_start, range_end, days))
+            row = db.fetch_one(conn, "tasks/stage_visits", params)
+            counted = db.fetch_one(conn, "tasks/count_staged_visits", params)
+            assert row is not None and counted is not None
+            result = StageResult(**{k: int(v) for k, v in {**counted, **row}.items()})
+            freshness.record_fingerprints(conn, run_id, owner_days, rows=fingerprints())
         db.execute(conn, "tasks/index_staged_visits", key)
         db.execute(conn, "tasks/analyze_staged_visits", key)
         ledger.mark_staged(conn, run_id, result.staged_rows)

@@ -17,7 +17,8 @@ tracer = Tracer(patch_modules=["boto3", "botocore"])
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     cfg = runtime.settings()
     with observability.step("StageVisits", event, cfg.environment, logger) as metrics:
-        staged = pipeline.stage(event, runtime.database(cfg, context))
+        staged = pipeline.stage(event, runtime.database(cfg, context),
+                                reader=lambda: runtime.reader_database(cfg, context))
         metrics.add_metric(name=observability.ROWS_STAGED, unit=MetricUnit.Count, value=staged["staged_rows"])
     logger.info("visits staged", extra=staged)
     return staged

@@ -3,6 +3,7 @@ full runs over the same range (on a twin database given the same edits) and agai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import random
@@ -34,16 +35,17 @@ DAYTIME = ("coalesce(clock_in, scheduled_start) >= visit_date + interval '2 hour
 
 def drive(conn: psycopg2.extensions.connection, start: date | None = None, end: date | None = None, *,
           stale: bool = False, chunk_days: int = 3, after: Callable[[str], None] | None = None,
-          fault_days: frozenset[date] = frozenset()) -> dict[str, Any]:
+          fault_days: frozenset[date] = frozenset(), reader: bool = True) -> dict[str, Any]:
     """One execution through the pipeline's own steps (ValidateConfig, StageVisits, PlanChunks, every chunk,
-    ReconcileRun), as the state machine calls them; ``after(step)`` runs between steps. Returns the run and its
-    plan's count."""
+    ReconcileRun), as the state machine calls them; ``after(step)`` runs between steps. StageVisits reads the
+    fingerprints on a second connection, as the handler does (``reader=False``: in its own transaction). Returns
+    the run and its plan's count."""
     request: dict[str, Any] = {"trigger": "test", "chunk_days": chunk_days, "max_chunk_rows": 10**9, "stale": stale}
     if start and end:
         request.update(start_date=start.isoformat(), end_date=end.isoformat())
     run = pipeline.validate_config({"request": request, "execution_name": f"fresh-{next(_names)}",
                                     "execution_start": "2026-11-05T06:00:00Z"}, conn, SETTINGS)
-    return _finish(conn, {"run": run}, after, fault_days)
+    return _finish(conn, {"run": run}, after, fault_days, reader)
 
 
 def redrive(conn: psycopg2.extensions.connection, run_id: int) -> dict[str, Any]:
@@ -53,11 +55,15 @@ def redrive(conn: psycopg2.extensions.connection, run_id: int) -> dict[str, Any]
 
 
 def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: Callable[[str], None] | None,
-            fault_days: frozenset[date]) -> dict[str, Any]:
+            fault_days: frozenset[date], reader: bool = True) -> dict[str, Any]:
     run_id = event["run"]["run_id"]
     if after:
         after("validated")
-    pipeline.stage(event, conn)
+    if reader:
+        with contextlib.closing(psycopg2.connect(conn.dsn)) as peer:
+            pipeline.stage(event, conn, reader=lambda: peer)
+    else:
+        pipeline.stage(event, conn)
     if after:
         after("staged")
     plan = pipeline.plan(event, conn, SETTINGS)
@@ -538,23 +544,25 @@ def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, tw
     assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
 
 
+@pytest.mark.parametrize("reader", [True, False], ids=["fingerprints read beside", "fingerprints read after"])
 def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_fingerprints(conn, other, twin,
-                                                                                             monkeypatch):
-    # given a full run, and upstream committing an edit after staging has read the visits but before it records
-    # the fingerprints (the worst moment: under READ COMMITTED the fingerprints would see it and the staging not)
+                                                                                             monkeypatch, reader):
+    # given a full run, and upstream committing an edit after staging took its snapshot but before the fingerprints
+    # are read (the worst moment: under READ COMMITTED, or in a snapshot of its own, the fingerprints would see it
+    # and the staged rows not), the read on a second connection beside the load or in the staging's own transaction
     populate(conn, twin, seed_value=12, visits=800)
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     edited = RANGE_START + timedelta(days=25)
-    record = freshness.record_fingerprints
+    read = freshness.read_fingerprints
 
-    def edit_then_record(c, run_id, days):
+    def edit_then_read(c, days):
         cancel_daytime(edited, 4, other, twin)
-        record(c, run_id, days)
+        return read(c, days)
 
-    monkeypatch.setattr(freshness, "record_fingerprints", edit_then_record)
+    monkeypatch.setattr(freshness, "read_fingerprints", edit_then_read)
     # when a full run stages the range meanwhile
-    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7, reader=reader)
     monkeypatch.undo()
     # then its fingerprints are those of the data it staged: the edited day and the days pairing with it are STALE
     assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=2), edited))
@@ -655,11 +663,11 @@ def _reach_population(owner_day: date) -> list[Any]:
 def _staged_ids_seen(staged: dict[str, set[int]]) -> Callable[..., None]:
     record = freshness.record_fingerprints
 
-    def look(c: psycopg2.extensions.connection, run_id: int, days: Any) -> None:
+    def look(c: psycopg2.extensions.connection, run_id: int, days: Any, rows: Any = None) -> None:
         with c.cursor() as cur:
             cur.execute("SELECT visit_id FROM etl.staged_visits WHERE run_id = %s", (run_id,))
             staged["ids"] = {r[0] for r in cur.fetchall()}
-        record(c, run_id, days)
+        record(c, run_id, days, rows)
 
     return look
 
