@@ -175,9 +175,11 @@ def execute(conn: Connection, name: str, params: Mapping[str, Any] | None = None
 def set_local(conn: Connection, **values: str) -> None:
     """``SET LOCAL`` through ``set_config(..., true)``: bound values, scoped to the transaction, so an RDS
     Proxy does not pin the connection the way a session-level ``SET`` would."""
+    if not values:
+        return
+    calls = ", ".join(["set_config(%s, %s, true)"] * len(values))  # one round trip for all of them
     with classified(), conn.cursor() as cur:
-        for name, value in values.items():
-            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+        cur.execute(f"SELECT {calls}", [x for pair in values.items() for x in pair])
 
 
 class ConnectionCache:

@@ -170,12 +170,14 @@ def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date],
     transaction's snapshot; when None, read now, in this transaction). Commits nothing."""
     if rows is None:
         rows = read_fingerprints(conn, days)
-    parts = [r for r in rows if r["far_visit_id"] is None]
+    parts = [r for r in rows if r["part"] is not None]
     far = [r for r in rows if r["far_visit_id"] is not None]
+    reach = [r for r in rows if r["reach"] is not None]
     db.execute(conn, "freshness/record_fingerprints", {
         "run_id": run_id, "days": [r["day"] for r in parts], "parts": [r["part"] for r in parts],
         "visits": [r["visits"] for r in parts], "hashes": [r["hash"] for r in parts],
-        "far_days": [r["day"] for r in far], "far_visit_ids": [r["far_visit_id"] for r in far]})
+        "far_days": [r["day"] for r in far], "far_visit_ids": [r["far_visit_id"] for r in far],
+        "reach_days": [r["day"] for r in reach], "reaches": [r["reach"] for r in reach]})
 
 
 def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> None:

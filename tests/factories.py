@@ -50,6 +50,17 @@ def visit(visit_id: int, day: str, start: str, end: str, *, caregiver: int = 1, 
                  clock_in, clock_out, lat, lon, status)
 
 
+def late_owners(days: list[date], *conns: Connection, first_id: int = 700_000) -> None:
+    """On each day d, one owner as late as the rules allow: from d + 1 23:59 to d + 2 23:59 (it starts within a day
+    of its date and lasts 24 h), a caregiver of its own. Its reach (docs/freshness.md) is d + 3 01:59, so d depends
+    on every part of the days after it that the bound for any data allows: the derivation's widest case."""
+    owners = [visit(first_id + i, d.isoformat(), "47:59", "71:59", caregiver=first_id + i, provider=first_id + i)
+              for i, d in enumerate(days)]
+    for c in conns:
+        insert(c, *owners)
+        c.commit()
+
+
 def insert(conn: Connection, *visits: Visit) -> None:
     rows = [dataclasses.astuple(v) for v in visits]
     columns = [f.name for f in dataclasses.fields(Visit)]

@@ -1,7 +1,8 @@
 -- The freshness of every day of a range (docs/freshness.md): NEVER when no chunk ever computed it; STALE when a
 -- part of a day its result depends on has now another fingerprint than in the snapshot it was computed from, or a
 -- visit of one of its ACTIVE conflicts was deleted; FRESH otherwise. Day d depends on the days d .. d + partner_days,
--- day d + k up to part etl.partner_part_limit(k) (the visits its pairs can be made of), and on every part of the
+-- day d + k up to part etl.reach_part_limit (the visits its pairs can be made of: parts that begin at or before
+-- the reach of its owners, recorded with its staging, and within the bound for any data), and on every part of the
 -- days where the far visits of its ACTIVE conflicts now lie: the visits its staging found outside what d depends on
 -- (a pair that moved to another date but still conflicts stays ACTIVE on d until the chunk of its new date rewrites
 -- it). A visit of its other ACTIVE conflicts cannot move or go without changing a part d depends on.
@@ -26,11 +27,12 @@ far_visits AS (
                     AND f.visit_id IN (m.visit_id, m.conflict_visit_id))
 ),
 depends AS (
-    -- (day, a day it depends on, the highest part of it it depends on)
+    -- (day, a day it depends on, the highest part of it it depends on: up to the reach of its owners)
     SELECT day, dep_day, max(max_part) AS max_part
-    FROM (SELECT c.day, c.day + k AS dep_day, etl.partner_part_limit(k) AS max_part
+    FROM (SELECT c.day, c.day + k AS dep_day, etl.reach_part_limit(k, r.reach, c.day + k) AS max_part
           FROM computed c
           CROSS JOIN generate_series(0, %(partner_days)s) AS k
+          LEFT JOIN etl.source_reach r ON r.run_id = c.run_id AND r.stage_no = c.stage_no AND r.day = c.day
           UNION ALL
           SELECT fv.day, fv.visit_date, 3::smallint FROM far_visits fv WHERE fv.visit_date IS NOT NULL) x
     GROUP BY day, dep_day

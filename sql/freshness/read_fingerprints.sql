@@ -2,11 +2,24 @@
 -- writes): the fingerprint of every day the staging reads, part by part (its staged days: owner days and their
 -- partner days, and the days where the visits of the ACTIVE conflicts dated on its owner days lie), and those of
 -- these visits that lie outside what their conflict's day depends on (far visits: another day than
--- d .. d + partner_days, or a part of it above etl.partner_part_limit). A fingerprint is the number of visit rows of
+-- d .. d + partner_days, or a part of it above etl.reach_part_limit). A fingerprint is the number of visit rows of
 -- a day's part and the sum of their hashes, cancelled visits included; all four parts of a read day are returned,
--- empty ones as (0, 0), so that a part missing from the ledger always means "not read". freshness/record_fingerprints
--- writes what this returns.
-WITH conflict_visits AS (
+-- empty ones as (0, 0), so that a part missing from the ledger always means "not read"; and each owner day's reach
+-- (schema 011), which also decides what lies outside what a day depends on. freshness/record_fingerprints writes what
+-- this returns.
+WITH reach AS (
+    -- per owner day, the reach of its owners (schema 011): the latest end of its visits that can be eligible (the
+    -- rules an owner's bound rests on: it starts before d + 2, lasts more than nothing and at most 24 h) plus 2 h
+    SELECT v.visit_date AS day, max(coalesce(v.clock_out, v.scheduled_end)) + interval '2 hours' AS reach
+    FROM analytics.visits v
+    WHERE v.visit_date = ANY(%(days)s::date[])
+      AND v.status IS DISTINCT FROM 'CANCELLED'
+      AND coalesce(v.clock_in, v.scheduled_start) < v.visit_date + 2
+      AND coalesce(v.clock_out, v.scheduled_end) > coalesce(v.clock_in, v.scheduled_start)
+      AND coalesce(v.clock_out, v.scheduled_end) <= coalesce(v.clock_in, v.scheduled_start) + interval '24 hours'
+    GROUP BY v.visit_date
+),
+conflict_visits AS (
     SELECT m.conflict_date, p.visit_id, v.visit_date, v.part
     FROM conflict.conflict_visit_maps m
     CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) AS p (visit_id)
@@ -18,9 +31,10 @@ WITH conflict_visits AS (
 far AS (
     SELECT DISTINCT c.conflict_date AS day, c.visit_id
     FROM conflict_visits c
+    LEFT JOIN reach r ON r.day = c.conflict_date
     WHERE c.visit_date IS NULL  -- deleted, or with no date: in no day, followed as a far visit
        OR c.visit_date NOT BETWEEN c.conflict_date AND c.conflict_date + %(partner_days)s
-       OR c.part > etl.partner_part_limit(c.visit_date - c.conflict_date)
+       OR c.part > etl.reach_part_limit(c.visit_date - c.conflict_date, r.reach, c.visit_date)
 ),
 other_days AS (
     -- the days where visits of the ACTIVE conflicts lie, other than the staged days (few)
@@ -48,9 +62,11 @@ read_days AS (
     SELECT day FROM other_days
 )
 SELECT d.day, p.part::smallint AS part, coalesce(c.visits, 0) AS visits, coalesce(c.hash, 0) AS hash,
-       NULL::bigint AS far_visit_id
+       NULL::bigint AS far_visit_id, NULL::timestamp AS reach
 FROM read_days d
 CROSS JOIN generate_series(0, 3) AS p (part)
 LEFT JOIN counted c ON c.day = d.day AND c.part = p.part
 UNION ALL
-SELECT f.day, NULL, NULL, NULL, f.visit_id FROM far f;
+SELECT f.day, NULL, NULL, NULL, f.visit_id, NULL FROM far f
+UNION ALL
+SELECT r.day, NULL, NULL, NULL, NULL, r.reach FROM reach r;

@@ -1,5 +1,6 @@
 -- Inside the staging transaction: write what freshness/read_fingerprints read in its snapshot, under the run's
--- current staging (stage_no = the run's redrives): the part fingerprints of the days it read, and the far visits.
+-- current staging (stage_no = the run's redrives): the part fingerprints of the days it read, the far visits, and
+-- the reach of each owner day (schema 011).
 WITH stage AS (
     SELECT r.run_id, r.redrives AS stage_no FROM etl.runs r WHERE r.run_id = %(run_id)s
 ),
@@ -9,6 +10,13 @@ far AS (
     FROM stage s
     CROSS JOIN unnest(%(far_days)s::date[], %(far_visit_ids)s::bigint[]) AS f (day, visit_id)
     ON CONFLICT DO NOTHING
+),
+reach AS (
+    INSERT INTO etl.source_reach (run_id, stage_no, day, reach)
+    SELECT s.run_id, s.stage_no, r.day, r.reach
+    FROM stage s
+    CROSS JOIN unnest(%(reach_days)s::date[], %(reaches)s::timestamp[]) AS r (day, reach)
+    ON CONFLICT (run_id, stage_no, day) DO UPDATE SET reach = EXCLUDED.reach
 )
 INSERT INTO etl.source_fingerprints (run_id, stage_no, day, part, visits, hash)
 SELECT s.run_id, s.stage_no, f.day, f.part, f.visits, f.hash

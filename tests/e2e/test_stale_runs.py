@@ -9,7 +9,7 @@ import pytest
 
 from chunking import seed
 from tests import oracle
-from tests.factories import rejected, writes
+from tests.factories import late_owners, rejected, writes
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,11 @@ STALE_CHUNKS = ("--chunk-days", "2", "--max-chunk-rows", "1000000")
 def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(conn, etl, tmp_path):
     # given a full run over twenty days
     seed.seed_visits(conn, visits=2_000, start=START, days=25, seed=41, caregiver_count=40)
+    edited = START + timedelta(days=9)
+    late_owners([edited - timedelta(days=2), edited - timedelta(days=1)], conn)  # owners that reach its daytime
     full = etl("run", "--local", *WINDOW, *CHUNKS, "--json")
     assert full.code == 0, full.err
     # when a visit starting in the daytime of the 10th day is cancelled and a stale run covers the window
-    edited = START + timedelta(days=9)
     with conn.cursor() as cur:
         cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = "
                     "(SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s "
@@ -35,7 +36,7 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     shown = etl("freshness", *WINDOW, "--json")
     assert shown.code == 0, shown.err
     stale = [d["date"] for d in shown.json["days"] if d["state"] == "STALE"]
-    # (the day, and the two before it: their owners end before the day after, and can pair with its daytime)
+    # (the day, and the two before it: their latest owners end the day after, and can pair with its daytime)
     assert stale == [(edited - timedelta(days=k)).isoformat() for k in range(2, -1, -1)]
     assert {d["run_id"] for d in shown.json["days"]} == {full.json["run_id"]}
     # the plan preview shows the days a stale run would take now, and why, changing nothing

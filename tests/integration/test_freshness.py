@@ -21,7 +21,7 @@ from chunking.planner import Throughput, adaptive_sizing, days_between, fixed_si
 from chunking.settings import Settings
 from tests import oracle
 from tests.conftest import emptied, pipeline_database
-from tests.factories import insert, visit, writes
+from tests.factories import insert, late_owners, visit, writes
 
 SETTINGS = Settings(chunk_queue_url="local://chunks")
 POPULATION_START = date(2026, 9, 1)
@@ -251,18 +251,37 @@ def changed_parts(before: dict[int, tuple[Position, tuple[Any, ...]]],
             for pos, _ in filter(None, (before.get(k), after.get(k)))}
 
 
-def depends_on(day: date, position: Position) -> bool:
-    """Day d depends on all of d and d + 1, parts 0-2 of d + 2, 0-1 of d + 3 and 0 of d + 4."""
+def reaches(visits: dict[int, tuple[Position, tuple[Any, ...]]]) -> dict[date, datetime]:
+    """Per day, the reach of its owners (docs/freshness.md, restated): the latest end of its visits that are not
+    cancelled, start before d + 2 and last more than nothing and at most 24 h, plus 2 h."""
+    ends: dict[date, datetime] = {}
+    for _, values in visits.values():
+        v = dict(zip(READ, values, strict=True))
+        start, end = v["clock_in"] or v["scheduled_start"], v["clock_out"] or v["scheduled_end"]
+        if v["status"] == "CANCELLED" or v["visit_date"] is None or start is None or end is None:
+            continue
+        if start < datetime.combine(v["visit_date"] + timedelta(days=2), time()) and start < end \
+                <= start + timedelta(hours=24):
+            ends[v["visit_date"]] = max(end, ends.get(v["visit_date"], end))
+    return {d: end + timedelta(hours=2) for d, end in ends.items()}
+
+
+def depends_on(day: date, position: Position, reach: datetime | None = None) -> bool:
+    """For any data, day d depends on all of d and d + 1, parts 0-2 of d + 2, 0-1 of d + 3 and 0 of d + 4; of
+    those, given the reach of its owners, only on d itself and the parts that begin at or before the reach (part 0
+    at -infinity, 1 at e - 22 h, 2 at e + 2 h, 3 at e + 26 h of the day e it is part of)."""
     on, p = position
-    return on is not None and 0 <= (on - day).days <= tasks.PARTNER_DAYS and p <= min(3, tasks.PARTNER_DAYS
-                                                                                       - (on - day).days)
+    if on is None or not 0 <= (on - day).days <= tasks.PARTNER_DAYS or p > min(3, tasks.PARTNER_DAYS - (on - day).days):
+        return False
+    begins = None if p == 0 else datetime.combine(on, time()) + timedelta(hours=(-22, 2, 26)[p - 1])
+    return on == day or reach is None or begins is None or begins <= reach
 
 
 def derived_stale(conn: psycopg2.extensions.connection, before: dict[int, tuple[Position, tuple[Any, ...]]],
                   after: dict[int, tuple[Position, tuple[Any, ...]]], start: date, end: date) -> set[date]:
     """The derivation of docs/freshness.md, restated from the visits before and after the edits: day d is stale
-    when a part it depends on changed, or a visit of one of its ACTIVE conflicts that lay outside what d depends on
-    was deleted or now lies on a day with a changed part."""
+    when a part it depends on (given the reach of its owners before the edits) changed, or a visit of one of its
+    ACTIVE conflicts that lay outside what d depends on was deleted or now lies on a day with a changed part."""
     changed = changed_parts(before, after)
     with conn.cursor() as cur:
         cur.execute("SELECT m.conflict_date, p.visit_id FROM conflict.conflict_visit_maps m "
@@ -271,8 +290,10 @@ def derived_stale(conn: psycopg2.extensions.connection, before: dict[int, tuple[
         active = cur.fetchall()
     conn.rollback()
     changed_days = {d for d, _ in changed}
-    stale = {d for d in days_between(start, end) if any(depends_on(d, pos) for pos in changed)}
-    stale |= {c for c, vid in active if start <= c <= end and vid in before and not depends_on(c, before[vid][0])
+    reach = reaches(before)  # as the last staging saw it: the edits came after it
+    stale = {d for d in days_between(start, end) if any(depends_on(d, pos, reach.get(d)) for pos in changed)}
+    stale |= {c for c, vid in active if start <= c <= end and vid in before
+              and not depends_on(c, before[vid][0], reach.get(c))
               and (vid not in after or after[vid][0][0] in changed_days)}
     return stale
 
@@ -347,20 +368,30 @@ def test_each_kind_of_edit_makes_stale_exactly_the_days_the_derivation_names(con
     assert 1 <= len(want) <= 2 * (tasks.PARTNER_DAYS + 1) + 2
 
 
-@pytest.mark.parametrize(("start", "days_back"), [("-23:00", 4), ("-22:00", 3), ("01:59", 3), ("02:00", 2),
-                                                 ("25:59", 2), ("26:00", 1)])
-def test_an_edit_makes_stale_only_the_days_whose_visits_can_pair_with_it(conn, start, days_back):
-    # given a full run over the range
-    populate(conn, seed_value=13, visits=300)
+@pytest.mark.parametrize("owners", ["late", "evening"])
+@pytest.mark.parametrize(("start", "late_back", "evening_back"), [
+    ("-23:00", 4, 4), ("-22:00", 3, 1), ("01:59", 3, 1), ("02:00", 2, 0), ("25:59", 2, 0), ("26:00", 1, 0)])
+def test_an_edit_makes_stale_only_the_days_whose_visits_can_pair_with_it(conn, owners, start, late_back,
+                                                                         evening_back):
+    # given, on each of the 4 days before a day e, one owner: either as late as any data allows (from d + 1 23:59
+    # to d + 2 23:59, its reach d + 3 01:59) or ending in the evening (08:00 to 20:00, its reach d 22:00); and a full
+    # run over the range
+    edited = RANGE_START + timedelta(days=30)
+    for k in range(1, tasks.PARTNER_DAYS + 1):
+        d = (edited - timedelta(days=k)).isoformat()
+        times = ("47:59", "71:59") if owners == "late" else ("08:00", "20:00")
+        insert(conn, visit(800_000 + k, d, *times, caregiver=900 + k, provider=k))
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     # when a visit dated e and starting at e + start is added (a part of e: 0 before -22 h, 1 to 2 h, 2 to 26 h)
-    edited = RANGE_START + timedelta(days=30)
     hours, minutes = (int(x) for x in start.split(":"))
     begins = datetime.combine(edited, time()) + timedelta(hours=hours, minutes=-minutes if hours < 0 else minutes)
     insert(conn, visit(900_001, begins.date().isoformat(), begins.strftime("%H:%M"),
                        (begins + timedelta(hours=1)).strftime("%H:%M"), caregiver=999, visit_date=edited.isoformat()))
-    # then e is STALE, and the days before it whose owners can reach that start (they end before d + 3, their
-    # partners start before d + 3 days 2 h): 4 back from -22 h, 3 from 2 h, 2 from 26 h, 1 after
+    # then e is STALE, and the days before it whose owners can reach that start. For owners as late as can be, the
+    # bound for any data: 4 back from -22 h, 3 from 2 h, 2 from 26 h, 1 after. For owners ending at 20:00, only the
+    # parts that begin by 22:00 of their day: part 0 (no beginning) 4 back, part 1 (from e - 22 h) 1 back, later
+    # parts none
+    days_back = late_back if owners == "late" else evening_back
     want = {edited - timedelta(days=k) for k in range(days_back + 1)}
     assert {d for d, s in states(conn).items() if s == "STALE"} == want
 
@@ -430,21 +461,23 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
     populate(conn, seed_value=7, visits=600)
     drive(conn, RANGE_START, RANGE_END - timedelta(days=2), chunk_days=7)
     edited = RANGE_START + timedelta(days=19)
+    before = rows(conn)
     with conn.cursor() as cur:
         cur.execute("UPDATE analytics.visits SET clock_out = scheduled_end + interval '40 minutes' "
                     "WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s "
                     f"AND {DAYTIME})", (edited,))
     conn.commit()
+    dependent = derived_stale(conn, before, rows(conn), RANGE_START, RANGE_END - timedelta(days=2)) - {edited}
     # when a stale run covers the range (previewed first, as `plan` would)
     preview_days, preview_chunks = freshness.stale_plan(conn, RANGE_START, RANGE_END, fixed_sizing(3, 10**9))
     run = drive(conn, RANGE_START, RANGE_END, stale=True)
-    # then it recorded the edited day, the two days before it (whose visits can pair with a daytime visit of it),
-    # and the never-run days
+    # then it recorded the edited day, the days before it whose owners can reach a daytime visit of it (the
+    # derivation, restated: none, one or two), and the never-run days
     got = {r["day"]: (r["reason"], r["cause_day"]) for r in freshness.run_days(conn, run["run_id"])}
-    assert got == {edited: ("CHANGED", edited),
-                   **{edited - timedelta(days=k): ("DEPENDENT", edited) for k in range(1, 3)},
+    assert dependent <= {edited - timedelta(days=k) for k in range(1, 3)}
+    assert got == {edited: ("CHANGED", edited), **dict.fromkeys(dependent, ("DEPENDENT", edited)),
                    RANGE_END - timedelta(days=1): ("NEVER", None), RANGE_END: ("NEVER", None)}
-    assert run["chunk_ranges"] == [(edited - timedelta(days=2), edited), (RANGE_END - timedelta(days=1), RANGE_END)]
+    assert run["chunk_ranges"] == [(min(dependent | {edited}), edited), (RANGE_END - timedelta(days=1), RANGE_END)]
     assert [(c.start, c.end) for c in preview_chunks] == run["chunk_ranges"]
     assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
     assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
@@ -455,9 +488,11 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
 def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(conn, other, twin, between):
     # given two identical databases after a full run, and an edit that makes a few days stale
     populate(conn, twin, seed_value=8, visits=1_000)
-    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     first_edit = RANGE_START + timedelta(days=30)
     late_edit = first_edit + timedelta(days=1)  # a partner day of the stale days, and stale itself
+    # (the days before them reach their daytime: every day whose visits can pair with it depends on it)
+    late_owners([first_edit - timedelta(days=k) for k in (2, 1, 0)], conn, twin)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     cancel_daytime(first_edit, 3, conn, twin)
 
     def upstream_edits(step: str) -> None:  # another session commits an edit while the run is in flight
@@ -484,9 +519,10 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
 def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twin):
     # given a stale run whose chunk starting on a given day fails, and an edit on that chunk's days afterwards
     populate(conn, twin, seed_value=9, visits=800)
+    edited = RANGE_START + timedelta(days=40)
+    late_owners([edited - timedelta(days=2), edited - timedelta(days=1)], conn, twin)  # they reach its daytime
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
-    edited = RANGE_START + timedelta(days=40)
     cancel_daytime(edited, 2, conn, twin)
     failing = edited  # in 2-day chunks: edited-2..edited-1 and edited..edited
     failed = drive(conn, RANGE_START, RANGE_END, stale=True, chunk_days=2, fault_days=frozenset({failing}))
@@ -551,9 +587,10 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
     # are read (the worst moment: under READ COMMITTED, or in a snapshot of its own, the fingerprints would see it
     # and the staged rows not), the read on a second connection beside the load or in the staging's own transaction
     populate(conn, twin, seed_value=12, visits=800)
+    edited = RANGE_START + timedelta(days=25)
+    late_owners([edited - timedelta(days=2), edited - timedelta(days=1)], conn, twin)  # they reach its daytime
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
-    edited = RANGE_START + timedelta(days=25)
     read = freshness.read_fingerprints
 
     def edit_then_read(c, days):

@@ -221,3 +221,25 @@ def _parameterised(node: dict[str, Any]) -> bool:
                 any(f"{alias}." in n["Index Cond"] for alias in ("x", "m", "c", "c_1")):
             return True
     return False
+
+
+def test_set_local_sets_every_value_for_the_transaction_only(conn):
+    # given a connection outside any transaction, with the server's defaults
+    with conn.cursor() as cur:
+        cur.execute("SHOW jit")
+        jit_default = cur.fetchone()[0]
+    conn.rollback()
+    # when a unit of work sets three values at once (one round trip)
+    with db.read(conn):
+        db.set_local(conn, jit="off", enable_nestloop="off", statement_timeout="4321")
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('jit'), current_setting('enable_nestloop'), "
+                        "current_setting('statement_timeout')")
+            inside = cur.fetchone()
+    # then each held inside it, and none outlives it
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('jit'), current_setting('enable_nestloop')")
+        after = cur.fetchone()
+    conn.rollback()
+    assert inside == ("off", "off", "4321ms")
+    assert after == (jit_default, "on")

@@ -1,0 +1,27 @@
+-- Version 11: the reach of a computed day's owners, recorded with its fingerprints (docs/freshness.md, "Reach").
+-- Every partner of an owner dated d starts at most 2 h after the owner ends, so in a staging's snapshot no visit
+-- starting after the latest end of d's owners that can be eligible, plus 2 h, can be in d's pairs. That end is
+-- usually the evening after d (for any data, an owner ends before d + 3): d then depends on no part of a later day
+-- that begins past it. Per run and staging, each owner day's reach; a day without an owner that can be eligible
+-- has no row, and the bound of version 9 applies.
+CREATE TABLE etl.source_reach (
+    run_id   bigint NOT NULL REFERENCES etl.runs (run_id),
+    stage_no integer NOT NULL,
+    day      date NOT NULL,
+    reach    timestamp NOT NULL,
+    PRIMARY KEY (run_id, stage_no, day)
+);
+
+-- The highest part of day e = d + k that day d depends on, given the reach of d's owners: the bound of version 9
+-- (etl.partner_part_limit(k)), lowered to the last part that begins at or before the reach. Part 0 begins at
+-- -infinity, part 1 at e - 22 h, part 2 at e + 2 h, part 3 at e + 26 h. Day d itself (k = 0) is all of it, and so is
+-- everything when the reach is unknown (NULL). Compared with timestamps, never subtracted.
+CREATE FUNCTION etl.reach_part_limit(k integer, reach timestamp, e date) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN k = 0 OR reach IS NULL THEN etl.partner_part_limit(k)
+                ELSE least(etl.partner_part_limit(k),
+                           CASE WHEN reach >= e + interval '26 hours' THEN 3
+                                WHEN reach >= e + interval '2 hours' THEN 2
+                                WHEN reach >= e - interval '22 hours' THEN 1
+                                ELSE 0 END)::smallint END
+$$;
