@@ -119,7 +119,8 @@ def _partner_reads(conn: Connection, range_start: date, range_end: date,
     the benchmarks' populations, where the bound alone read 3 days and 2 h of it."""
     owners = sorted(days) if days is not None else days_between(max(range_start, range_end - timedelta(
         days=PARTNER_DAYS - 1)), range_end)
-    followed = [d for d in owners if any(d + timedelta(days=k) not in owners for k in range(1, PARTNER_DAYS + 1))]
+    owning = set(owners)
+    followed = [d for d in owners if any(d + timedelta(days=k) not in owning for k in range(1, PARTNER_DAYS + 1))]
     rows = db.fetch_all(conn, "tasks/owner_last_ends", {"days": followed})
     last_ends = {r["day"]: r["last_end"] for r in rows}
     if days is None:

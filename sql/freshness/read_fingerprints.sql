@@ -8,16 +8,11 @@
 -- (schema 011), which also decides what lies outside what a day depends on. freshness/record_fingerprints writes what
 -- this returns.
 WITH reach AS (
-    -- per owner day, the reach of its owners (schema 011): the latest end of its visits that can be eligible (the
-    -- rules an owner's bound rests on: it starts before d + 2, lasts more than nothing and at most 24 h) plus 2 h
-    SELECT v.visit_date AS day, max(coalesce(v.clock_out, v.scheduled_end)) + interval '2 hours' AS reach
-    FROM analytics.visits v
-    WHERE v.visit_date = ANY(%(days)s::date[])
-      AND v.status IS DISTINCT FROM 'CANCELLED'
-      AND coalesce(v.clock_in, v.scheduled_start) < v.visit_date + 2
-      AND coalesce(v.clock_out, v.scheduled_end) > coalesce(v.clock_in, v.scheduled_start)
-      AND coalesce(v.clock_out, v.scheduled_end) <= coalesce(v.clock_in, v.scheduled_start) + interval '24 hours'
-    GROUP BY v.visit_date
+    -- per owner day, the reach of its owners (schema 011): the latest end of its visits that can be eligible plus 2 h
+    SELECT o.visit_date AS day, max(o.end_ts) + interval '2 hours' AS reach
+    FROM etl.owner_ends o
+    WHERE o.visit_date = ANY(%(days)s::date[])
+    GROUP BY o.visit_date
 ),
 conflict_visits AS (
     SELECT m.conflict_date, p.visit_id, v.visit_date, v.part

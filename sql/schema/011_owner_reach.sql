@@ -12,6 +12,19 @@ CREATE TABLE etl.source_reach (
     PRIMARY KEY (run_id, stage_no, day)
 );
 
+-- The visits that can be eligible owners by the three rules an owner's reach rests on (not cancelled, a start
+-- before d + 2, more than nothing and at most 24 h) and their effective end: the latest end of a day's, plus 2 h, is
+-- its reach (freshness/read_fingerprints) and where the staging stops reading the days after it
+-- (tasks/owner_last_ends). A visit ineligible for another reason only makes the end later: more is read, never less.
+-- The end is finite by the rules.
+CREATE VIEW etl.owner_ends AS
+SELECT v.visit_date, coalesce(v.clock_out, v.scheduled_end) AS end_ts
+FROM analytics.visits v
+WHERE v.status IS DISTINCT FROM 'CANCELLED'
+  AND coalesce(v.clock_in, v.scheduled_start) < v.visit_date + 2
+  AND coalesce(v.clock_out, v.scheduled_end) > coalesce(v.clock_in, v.scheduled_start)
+  AND coalesce(v.clock_out, v.scheduled_end) <= coalesce(v.clock_in, v.scheduled_start) + interval '24 hours';
+
 -- The highest part of day e = d + k that day d depends on, given the reach of d's owners: the bound of version 9
 -- (etl.partner_part_limit(k)), lowered to the last part that begins at or before the reach. Part 0 begins at
 -- -infinity, part 1 at e - 22 h, part 2 at e + 2 h, part 3 at e + 26 h. Day d itself (k = 0) is all of it, and so is

@@ -9,7 +9,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -26,6 +26,7 @@ from tests.factories import insert, late_owners, visit, writes
 SETTINGS = Settings(chunk_queue_url="local://chunks")
 POPULATION_START = date(2026, 9, 1)
 POPULATION_DAYS = 70
+T = TypeVar("T")
 RANGE_START, RANGE_END = date(2026, 9, 6), date(2026, 11, 4)  # 60 days, population on both sides
 _names = itertools.count(1)
 # Visits starting in the daytime of their own date (part 2): an edit of one makes its day and the two before STALE.
@@ -697,16 +698,28 @@ def _reach_population(owner_day: date) -> list[Any]:
             visit(5, d, "73:59", "74:30", provider=4, caregiver=7, visit_date=after[3])]
 
 
-def _staged_ids_seen(staged: dict[str, set[int]]) -> Callable[..., None]:
-    record = freshness.record_fingerprints
+def _owner_ends_later(*conns: psycopg2.extensions.connection) -> None:
+    """The owner of :func:`_reach_population` ends 10 minutes later, at 20:10."""
+    for c in conns:
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
+                        "WHERE visit_id = 1")
+        c.commit()
+
+
+def _staged_during(step: Callable[[], T]) -> tuple[T, set[int]]:
+    """What ``step`` returned, and the visits its staging staged (seen inside the staging transaction)."""
+    record, staged = freshness.record_fingerprints, set()
 
     def look(c: psycopg2.extensions.connection, run_id: int, days: Any, rows: Any = None) -> None:
         with c.cursor() as cur:
             cur.execute("SELECT visit_id FROM etl.staged_visits WHERE run_id = %s", (run_id,))
-            staged["ids"] = {r[0] for r in cur.fetchall()}
+            staged.update(r[0] for r in cur.fetchall())
         record(c, run_id, days, rows)
 
-    return look
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "record_fingerprints", look)
+        return step(), staged
 
 
 def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_others(conn, twin):
@@ -717,20 +730,13 @@ def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_other
         drive(c, RANGE_START, RANGE_END, chunk_days=7)
     assert (1, 3) not in table(conn)  # a 130-minute gap: no conflict yet
     # when the owner's end moves 10 minutes later (to 20:10) and a stale run recomputes its day and the days before
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
-                        "WHERE visit_id = 1")
-        c.commit()
-    staged: dict[str, set[int]] = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(freshness, "record_fingerprints", _staged_ids_seen(staged))
-        run = drive(conn, RANGE_START, RANGE_END, stale=True)
+    _owner_ends_later(conn, twin)
+    run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
     # then of the later days it staged the visits starting by the owner's new end plus 2 h (22:10, included) and
     # none after (22:11, or 01:59 three days later), and the result is a full run's, with the new 120-minute pair
     assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
         owner_day - timedelta(days=2), owner_day))
-    assert staged["ids"] == {1, 2, 3}
+    assert staged == {1, 2, 3}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
     assert {(1, 2), (1, 3)} <= set(table(conn)) and (1, 4) not in table(conn)
@@ -742,18 +748,12 @@ def test_a_plain_run_reads_the_days_after_its_window_up_to_its_owners_reach(conn
     owner_day = RANGE_START + timedelta(days=20)
     insert(conn, *_reach_population(owner_day),
            visit(6, owner_day.isoformat(), "10:00", "90:00", provider=5, caregiver=8))  # 80 h: DURATION_OVER_24H
-    with conn.cursor() as cur:  # the owner now ends at 20:10: visit 3 starts 120 minutes later
-        cur.execute("UPDATE analytics.visits SET scheduled_end = scheduled_end + interval '10 minutes' "
-                    "WHERE visit_id = 1")
-    conn.commit()
-    staged: dict[str, set[int]] = {}
+    _owner_ends_later(conn)  # at 20:10: visit 3 starts 120 minutes later
     # when a plain run computes the window ending on the owner's day
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(freshness, "record_fingerprints", _staged_ids_seen(staged))
-        drive(conn, owner_day - timedelta(days=6), owner_day, chunk_days=7)
+    _, staged = _staged_during(lambda: drive(conn, owner_day - timedelta(days=6), owner_day, chunk_days=7))
     # then of the days after the window it staged only the visits starting by the owner's end plus 2 h (the
     # 120-minute TRAVEL partner included), and the map is the oracle's
-    assert staged["ids"] == {1, 2, 3}
+    assert staged == {1, 2, 3}
     assert (1, 3) in table(conn) and (1, 4) not in table(conn)
     visits = oracle.load_visits(conn)
     assert oracle.actual(conn, owner_day - timedelta(days=6), owner_day) == oracle.expected(
