@@ -79,8 +79,8 @@ def staging_cutoffs(days: Iterable[date], last_ends: Mapping[date, datetime] | N
         if day in owners:
             cutoffs.append((day, None))
             continue
-        reach = [d for d in owners if day - timedelta(days=tasks.PARTNER_DAYS) <= d < day]
-        cutoffs.append((day, tasks.partner_cutoff(reach, last_ends or {})))
+        before = [d for d in owners if day - timedelta(days=tasks.PARTNER_DAYS) <= d < day]
+        cutoffs.append((day, tasks.partner_cutoff(before, last_ends or {})))
     return cutoffs
 
 
@@ -155,7 +155,8 @@ def fingerprints_beside(conn: Connection, days: Sequence[date],
         thread.join()
         if "error" in outcome:
             raise outcome["error"]
-        return list(outcome["rows"])
+        read_rows: list[dict[str, Any]] = outcome["rows"]
+        return read_rows
 
     try:
         yield rows

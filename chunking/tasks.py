@@ -34,7 +34,7 @@ from chunking.settings import Settings
 # an owner dated d is therefore dated at most d + 4: staging reads that far past the range it serves.
 PARTNER_DAYS = 4
 # The same bound, finer: an eligible owner dated d starts before d + 2 and ends before d + 3, so every partner
-# starts before d + 3 days 2 h. A stale run stages of a partner day only the visits starting before it.
+# starts before d + 3 days 2 h: a staging never reads a partner day past it (partner_cutoff, often much earlier).
 PARTNER_REACH = timedelta(days=3, hours=2)
 # The TRAVEL rule's longest gap: a partner starts at most this long after an owner ends (SPEC: at most 120 minutes).
 TRAVEL_REACH = timedelta(hours=2)
@@ -123,11 +123,9 @@ def _partner_reads(conn: Connection, range_start: date, range_end: date,
     followed = [d for d in owners if any(d + timedelta(days=k) not in owning for k in range(1, PARTNER_DAYS + 1))]
     rows = db.fetch_all(conn, "tasks/owner_last_ends", {"days": followed})
     last_ends = {r["day"]: r["last_end"] for r in rows}
-    if days is None:
-        return {"partner_before": [partner_cutoff(
-            [d for d in owners if d >= range_end + timedelta(days=k - PARTNER_DAYS)], last_ends)
-            for k in range(1, PARTNER_DAYS + 1)]}
     cutoffs = freshness.staging_cutoffs(owners, last_ends)
+    if days is None:  # the PARTNER_DAYS days after the window, in order
+        return {"partner_before": [until for day, until in cutoffs if day > range_end]}
     return {"stage_days": [d for d, _ in cutoffs], "stage_before": [b for _, b in cutoffs]}
 
 

@@ -29,7 +29,8 @@ POPULATION_DAYS = 70
 T = TypeVar("T")
 RANGE_START, RANGE_END = date(2026, 9, 6), date(2026, 11, 4)  # 60 days, population on both sides
 _names = itertools.count(1)
-# Visits starting in the daytime of their own date (part 2): an edit of one makes its day and the two before STALE.
+# Visits starting in the daytime of their own date (part 2): an edit of one makes its day STALE, and the days before
+# whose owners reach it (the one before when its visits end after midnight, two when they end as late as data allows).
 DAYTIME = ("coalesce(clock_in, scheduled_start) >= visit_date + interval '2 hours' "
            "AND coalesce(clock_in, scheduled_start) < visit_date + interval '26 hours'")
 
