@@ -100,7 +100,10 @@ cleared AS (
     DELETE FROM conflict.rejected_visits r
     WHERE r.visit_date BETWEEN %(range_start)s AND %(range_end)s
       AND (%(days)s::date[] IS NULL OR r.visit_date = ANY(%(days)s::date[]))
-      AND NOT EXISTS (SELECT 1 FROM rejected x WHERE x.visit_id = r.visit_id)
+      -- NOT IN over a subquery is a hashed lookup whatever the estimates (visit_id is never NULL here): as NOT EXISTS,
+      -- a stale run's few days were estimated at one row and anti-joined by a nested loop over the rejections, 56 ms
+      -- of a 0.44 s load for 646 of them (quadratic in the rejections of the days)
+      AND r.visit_id NOT IN (SELECT x.visit_id FROM rejected x)
     RETURNING 1
 )
 SELECT r.rejected_rows, r.invalid_rows,
