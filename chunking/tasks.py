@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -49,6 +50,12 @@ def partner_cutoff(owners: Sequence[date], last_ends: Mapping[date, datetime]) -
     ends = [last_ends[d] for d in owners if d in last_ends]
     return min(bound, max(ends) + TRAVEL_REACH) if ends else bound
 
+
+def can_hold_partner(day: date, until: datetime | None) -> bool:
+    """Whether a partner day read up to ``until`` (None: whole) can hold a visit that pairs with an owner: an eligible
+    visit starts no earlier than the day before its visit_date, so none of ``day`` starts by an ``until`` before it."""
+    return until is None or until >= datetime.combine(day - timedelta(days=1), datetime.min.time())
+
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
 # estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).
@@ -83,7 +90,9 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
     params: dict[str, Any] = {**key, "range_start": range_start, "range_end": range_end,
                               "partner_end": range_end + timedelta(days=PARTNER_DAYS),
                               "days": list(days) if days is not None else None,
-                              "stage_days": None, "stage_before": None, "partner_before": None}
+                              "stage_days": None, "stage_before": None, "partner_before": None,
+                              "stage_partner_days": [], "late_days": [], "late_caregivers": [], "late_ends": [],
+                              "partner_days": PARTNER_DAYS}
     if days is not None and not days:  # a stale run with nothing stale: nothing to read, stage or sync
         with db.write(conn):
             _lock_run(conn, run_id, exclusive=True)
@@ -114,19 +123,29 @@ def _partner_reads(conn: Connection, range_start: date, range_end: date,
                    days: Sequence[date] | None) -> dict[str, Any]:
     """In the staging snapshot: how much of each partner day the load reads (``stage_visits.sql``'s parameters).
     A stale run: ``stage_days`` and ``stage_before`` (its owner days whole, each partner day up to its cutoff). A
-    plain run: ``partner_before``, the cutoff of each of the PARTNER_DAYS days after the window. The cutoffs come
-    from the owners' latest ends in this snapshot (``partner_cutoff``): 1 day and 2 h past the window's last day in
-    the benchmarks' populations, where the bound alone read 3 days and 2 h of it."""
+    plain run: ``partner_before``, the cutoff of each day after the window, and ``partner_end``, the last of them.
+    The cutoffs come from the owners' latest ends in this snapshot (``partner_cutoff``): 1 day and 2 h past the
+    window's last day in the benchmarks' populations, where the bound alone read 3 days and 2 h of it; a partner day
+    whose cutoff comes before any of its visits can be eligible is not read (``can_hold_partner``). And for the
+    load's partner_reach: ``stage_partner_days``, the partner days it reads, and ``late_*``, per owner day that
+    partner days follow, the caregivers of its late owners and their latest ends (``owner_last_ends.sql``)."""
     owners = sorted(days) if days is not None else days_between(max(range_start, range_end - timedelta(
         days=PARTNER_DAYS - 1)), range_end)
     owning = set(owners)
     followed = [d for d in owners if any(d + timedelta(days=k) not in owning for k in range(1, PARTNER_DAYS + 1))]
     rows = db.fetch_all(conn, "tasks/owner_last_ends", {"days": followed})
     last_ends = {r["day"]: r["last_end"] for r in rows}
+    late = {"late_days": [r["day"] for r in rows for _ in r["late_caregivers"]],
+            "late_caregivers": [c for r in rows for c in r["late_caregivers"]],
+            "late_ends": [e for r in rows for e in r["late_ends"]]}
     cutoffs = freshness.staging_cutoffs(owners, last_ends)
-    if days is None:  # the PARTNER_DAYS days after the window, in order
-        return {"partner_before": [until for day, until in cutoffs if day > range_end]}
-    return {"stage_days": [d for d, _ in cutoffs], "stage_before": [b for _, b in cutoffs]}
+    if days is None:  # the days after the window, in order, up to the first that cannot hold a partner
+        after = list(itertools.takewhile(lambda c: can_hold_partner(*c), [c for c in cutoffs if c[0] > range_end]))
+        return {"partner_before": [until for _, until in after], "partner_end": range_end + timedelta(days=len(after)),
+                "stage_partner_days": [d for d, _ in after], **late}
+    read = [(d, until) for d, until in cutoffs if can_hold_partner(d, until)]
+    return {"stage_days": [d for d, _ in read], "stage_before": [b for _, b in read],
+            "stage_partner_days": [d for d, until in read if until is not None], **late}
 
 
 def rows_by_day(conn: Connection, run_id: int, window_start: date, window_end: date) -> dict[date, int]:

@@ -7,9 +7,33 @@
 -- A stale run passes its owner days (days) and their partner days (stage_days): only those are read and synced.
 -- Of a partner day, only the visits starting at or before its cutoff can pair with an owner (stage_before for a
 -- stale run, NULL for an owner day; partner_before for the PARTNER_DAYS days after a plain run's window): the
--- latest end of the owners before it plus 2 h, in this snapshot (tasks.partner_cutoff, owner_last_ends.sql).
-WITH wanted AS (
-    SELECT v.*, true AS in_range
+-- latest end of the owners before it plus 2 h, in this snapshot (tasks.partner_cutoff, owner_last_ends.sql). And of
+-- those, only the visits of a caregiver with an owner before it, starting by that caregiver's latest end plus 2 h
+-- (partner_reach; a partner shares its owner's caregiver), or a visit of those ACTIVE conflicts.
+WITH conflict_visits AS MATERIALIZED (
+    SELECT m.visit_id FROM conflict.conflict_visit_maps m
+    WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+      AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
+    UNION
+    SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
+    WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
+      AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
+),
+partner_reach AS (
+    -- per caregiver and partner day (stage_partner_days: the days read after owner days that are not owner days
+    -- themselves): the latest end of that caregiver's late owners (tasks/owner_last_ends: late_*) on the owner days
+    -- within partner_days before it, plus 2 h. Every partner of an owner starts by then (tasks.TRAVEL_REACH).
+    SELECT o.caregiver_id, p.day, max(o.last_end) + interval '2 hours' AS reach
+    FROM unnest(%(late_days)s::date[], %(late_caregivers)s::bigint[], %(late_ends)s::timestamp[])
+         AS o (day, caregiver_id, last_end)
+    JOIN unnest(%(stage_partner_days)s::date[]) AS p (day)
+      ON o.day BETWEEN p.day - %(partner_days)s AND p.day - 1
+    GROUP BY o.caregiver_id, p.day
+),
+wanted AS (
+    SELECT v.*, true AS in_range,
+           CASE WHEN %(days)s::date[] IS NULL THEN v.visit_date > %(range_end)s
+                ELSE v.visit_date <> ALL(%(days)s::date[]) END AS partner
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
       AND (%(stage_days)s::date[] IS NULL
@@ -21,16 +45,9 @@ WITH wanted AS (
            OR coalesce(coalesce(v.clock_in, v.scheduled_start)
                        <= (%(partner_before)s::timestamp[])[v.visit_date - %(range_end)s::date], true))
     UNION ALL
-    SELECT v.*, false
+    SELECT v.*, false, false
     FROM analytics.visits v
-    WHERE v.visit_id IN (
-            SELECT m.visit_id FROM conflict.conflict_visit_maps m
-            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
-              AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
-            UNION
-            SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
-            WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
-              AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[])))
+    WHERE v.visit_id IN (SELECT c.visit_id FROM conflict_visits c)
       AND NOT coalesce(  -- exactly the first branch's condition: each visit is read once
               v.visit_date BETWEEN %(range_start)s AND %(partner_end)s
               AND (%(stage_days)s::date[] IS NULL
@@ -45,7 +62,7 @@ WITH wanted AS (
               false)
 ),
 effective AS (
-    SELECT w.in_range, w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
+    SELECT w.in_range, w.partner, w.visit_id, w.caregiver_id, w.provider_id, w.visit_date,
            coalesce(w.clock_in, w.scheduled_start) AS start_ts,
            coalesce(w.clock_out, w.scheduled_end) AS end_ts,
            (w.clock_in_lat BETWEEN -90 AND 90 AND w.clock_in_lon BETWEEN -180 AND 180) AS located,
@@ -75,7 +92,10 @@ staged AS (
            CASE WHEN c.located THEN c.clock_in_lat END,
            CASE WHEN c.located THEN c.clock_in_lon END
     FROM classified c
+    LEFT JOIN partner_reach r ON c.partner AND r.caregiver_id = c.caregiver_id AND r.day = c.visit_date
     WHERE c.reason IS NULL
+      AND (NOT c.partner OR c.start_ts < c.visit_date::timestamp OR c.start_ts <= r.reach
+           OR c.visit_id IN (SELECT x.visit_id FROM conflict_visits x))
     -- no RETURNING: keeping 650k returned rows to count them cost 0.3 s; tasks/count_staged_visits counts the
     -- partition afterwards in 0.06-0.1 s (a data-modifying CTE runs to completion whether or not it is read)
 ),

@@ -683,6 +683,13 @@ def test_a_stale_staging_reads_of_a_partner_day_only_the_visits_that_can_pair_wi
         (date(2026, 10, 10), None), *[(date(2026, 10, 10 + k), datetime(2026, 10, 12, 1, 30)) for k in range(1, 5)]]
     # and an owner day without a visit that can be eligible leaves the bound
     assert tasks.partner_cutoff([date(2026, 10, 10)], {}) == datetime(2026, 10, 13, 2)
+    # and a partner day read up to a cutoff before the day that precedes it holds no visit that can be eligible (one
+    # starts no earlier than that day), so it is not read at all: here 10-14 and 10-15 after 10-12 11:00
+    assert [d for d, until in freshness.staging_cutoffs(days, last_ends) if tasks.can_hold_partner(d, until)] == [
+        date(2026, 10, 10), date(2026, 10, 11), date(2026, 10, 12), date(2026, 10, 13),
+        *[date(2026, 10, 20 + k) for k in range(5)]]
+    assert tasks.can_hold_partner(date(2026, 10, 13), datetime(2026, 10, 12))
+    assert not tasks.can_hold_partner(date(2026, 10, 13), datetime(2026, 10, 11, 23, 59, 59))
 
 
 def _reach_population(owner_day: date) -> list[Any]:
@@ -759,3 +766,48 @@ def test_a_plain_run_reads_the_days_after_its_window_up_to_its_owners_reach(conn
     visits = oracle.load_visits(conn)
     assert oracle.actual(conn, owner_day - timedelta(days=6), owner_day) == oracle.expected(
         visits, owner_day - timedelta(days=6), owner_day)[0]
+
+
+def test_of_a_partner_day_a_staging_stages_only_the_visits_of_caregivers_whose_late_owners_reach_them(conn, twin):
+    # given the owner visit and its later visits, and another caregiver's: an owner that ends at 20:00 (too early to
+    # reach anything the next day), a visit the next day within the day's cutoff, and one dated the next day that
+    # starts before its date begins (such early visits are kept whoever their caregiver)
+    owner_day = RANGE_START + timedelta(days=20)
+    d, next_day = owner_day.isoformat(), (owner_day + timedelta(days=1)).isoformat()
+    others = [visit(10, d, "18:00", "20:00", provider=6, caregiver=8),
+              visit(8, d, "43:00", "43:30", provider=5, caregiver=8, visit_date=next_day),
+              visit(9, d, "23:30", "23:50", provider=5, caregiver=8, visit_date=next_day)]
+    for c in (conn, twin):
+        insert(c, *_reach_population(owner_day), *others)
+        drive(c, RANGE_START, RANGE_END, chunk_days=7)
+    # when the owner ends 10 minutes later and a stale run recomputes its day and the days before
+    _owner_ends_later(conn, twin)
+    run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
+    # then of the next day it staged caregiver 7's visits up to its owner's end plus 2 h, caregiver 8's early visit and
+    # not its other one (no owner of caregiver 8 ends late enough), and the result is a full run's
+    assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
+        owner_day - timedelta(days=2), owner_day))
+    assert staged == {1, 2, 3, 9, 10}
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+    assert_matches_oracle(conn, RANGE_START, RANGE_END)
+
+
+def test_a_plain_run_stages_the_visits_of_an_active_pair_that_moved_past_its_window_whatever_their_reach(conn):
+    # given two overlapping visits of a caregiver at two agencies, dated on the window's last day and the next: the
+    # pair is ACTIVE on the last day
+    start, last, next_day = RANGE_END - timedelta(days=6), RANGE_END.isoformat(), (RANGE_END + timedelta(days=1))
+    insert(conn, visit(1, last, "23:00", "25:00", provider=1, caregiver=7),
+           visit(2, last, "24:30", "26:00", provider=2, caregiver=7, visit_date=next_day.isoformat()))
+    drive(conn, start, RANGE_END, chunk_days=7)
+    assert table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
+    # when the first moves to the next day (its times kept): the pair, still overlapping, now belongs to that day
+    with conn.cursor() as cur:
+        cur.execute("UPDATE analytics.visits SET visit_date = %s WHERE visit_id = 1", (next_day,))
+    conn.commit()
+    _, staged = _staged_during(lambda: drive(conn, start, RANGE_END, chunk_days=7))
+    # then the window's run stages both, although no owner of the caregiver is left in the window to reach the second
+    # (it starts after midnight): the pair is evaluated, still conflicts, and stays ACTIVE on its old date until the
+    # run that computes its new date rewrites it (docs/freshness.md)
+    assert staged == {1, 2}
+    assert table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
