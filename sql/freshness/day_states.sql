@@ -43,15 +43,17 @@ far_days AS (
     WHERE dep_day NOT BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
 ),
 current_days AS MATERIALIZED (
-    -- today's whole-day fingerprints: one range scan over the range and its partner days, one lookup per far day
-    SELECT v.visit_date AS day, count(*) AS visits, sum(etl.visit_row_hash(v)) AS hash
+    -- today's rows per day, without hashing them: how many, and the age of the youngest row version (the least
+    -- age(xmin)): one range scan over the range and its partner days, one lookup per far day. Serial: age() reads
+    -- this transaction's own counter, which a parallel worker does not share.
+    SELECT v.visit_date AS day, count(*) AS visits, min(age(v.xmin)) AS youngest
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
     GROUP BY v.visit_date
     UNION ALL
-    SELECT f.day, x.visits, x.hash
+    SELECT f.day, x.visits, x.youngest
     FROM far_days f
-    CROSS JOIN LATERAL (SELECT count(*) AS visits, coalesce(sum(etl.visit_row_hash(v)), 0) AS hash
+    CROSS JOIN LATERAL (SELECT count(*) AS visits, min(age(v.xmin)) AS youngest
                         FROM analytics.visits v
                         WHERE v.visit_date = f.day) x
 ),
@@ -63,13 +65,55 @@ recorded_days AS (
     LEFT JOIN etl.source_fingerprints f ON f.run_id = c.run_id AND f.stage_no = c.stage_no AND f.day = d.dep_day
     GROUP BY d.day, d.dep_day, d.max_part, c.run_id, c.stage_no
 ),
-suspects AS MATERIALIZED (
-    -- the dependencies whose whole day differs (or was not recorded): only these are compared part by part. A
-    -- visit that changes part changes its start, hence its hash: a day whose whole fingerprint is unchanged has
-    -- every part unchanged.
+anchors AS (
+    -- per day depended on: the staging that recorded it whole (its four parts) in the latest snapshot, if every row
+    -- of the day today is older than that snapshot's xmin and there are as many as it recorded: then today's rows
+    -- are the ones it read (schema 013), and so are its fingerprints. Only when the xmin is at most 2^30 transactions
+    -- old (and not ahead: a restored ledger): age() compares ids modulo 2^32, within 2^31 of today's.
+    SELECT DISTINCT ON (w.day) w.day, w.run_id, w.stage_no
+    FROM (SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, count(*) AS parts
+          FROM etl.source_fingerprints f
+          WHERE f.day IN (SELECT dep_day FROM depends)
+          GROUP BY f.run_id, f.stage_no, f.day) w
+    JOIN etl.source_snapshots s ON s.run_id = w.run_id AND s.stage_no = w.stage_no
+    LEFT JOIN current_days n ON n.day = w.day
+    CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::numeric AS now) t
+    WHERE w.parts = 4
+      AND t.now - s.snapshot_xmin::text::numeric BETWEEN 0 AND 2 ^ 30
+      AND w.visits = coalesce(n.visits, 0)
+      AND (n.youngest IS NULL OR n.youngest > age(s.snapshot_xmin::xid))
+    ORDER BY w.day, s.snapshot_xmin DESC
+),
+unproven AS MATERIALIZED (
+    -- the dependencies not proven unchanged: the day has no anchor, or the parts this computed day depends on differ
+    -- between its staging's record and the anchor's (or its staging did not record them)
     SELECT r.*
     FROM recorded_days r
-    LEFT JOIN current_days n ON n.day = r.dep_day
+    LEFT JOIN anchors a ON a.day = r.dep_day
+    WHERE a.day IS NULL
+       OR EXISTS (SELECT 1
+                  FROM generate_series(0, r.max_part) AS p (part)
+                  LEFT JOIN etl.source_fingerprints x ON x.run_id = r.run_id AND x.stage_no = r.stage_no
+                                                     AND x.day = r.dep_day AND x.part = p.part
+                  LEFT JOIN etl.source_fingerprints y ON y.run_id = a.run_id AND y.stage_no = a.stage_no
+                                                     AND y.day = r.dep_day AND y.part = p.part
+                  WHERE x.day IS NULL OR (x.visits, x.hash) IS DISTINCT FROM (y.visits, y.hash))
+),
+hashed_days AS MATERIALIZED (
+    -- today's whole-day fingerprints of the days of those dependencies only (a few: one index range scan each)
+    SELECT u.dep_day AS day, x.visits, x.hash
+    FROM (SELECT DISTINCT dep_day FROM unproven) u
+    CROSS JOIN LATERAL (SELECT count(*) AS visits, coalesce(sum(etl.visit_row_hash(v)), 0) AS hash
+                        FROM analytics.visits v
+                        WHERE v.visit_date = u.dep_day) x
+),
+suspects AS MATERIALIZED (
+    -- of those, the dependencies whose whole day differs (or was not recorded): only these are compared part by
+    -- part. A visit that changes part changes its start, hence its hash: a day whose whole fingerprint is unchanged
+    -- has every part unchanged.
+    SELECT r.*
+    FROM unproven r
+    LEFT JOIN hashed_days n ON n.day = r.dep_day
     WHERE r.visits IS NULL OR (r.visits, r.hash) IS DISTINCT FROM (coalesce(n.visits, 0), coalesce(n.hash, 0))
 ),
 current_parts AS MATERIALIZED (

@@ -1,6 +1,6 @@
 -- Inside the staging transaction: write what freshness/read_fingerprints read in its snapshot, under the run's
--- current staging (stage_no = the run's redrives): the part fingerprints of the days it read, the far visits, and
--- the reach of each owner day (schema 011).
+-- current staging (stage_no = the run's redrives): the part fingerprints of the days it read, the far visits, the
+-- reach of each owner day (schema 011), and the xmin of its snapshot (schema 013).
 WITH stage AS (
     SELECT r.run_id, r.redrives AS stage_no FROM etl.runs r WHERE r.run_id = %(run_id)s
 ),
@@ -10,6 +10,12 @@ far AS (
     FROM stage s
     CROSS JOIN unnest(%(far_days)s::date[], %(far_visit_ids)s::bigint[]) AS f (day, visit_id)
     ON CONFLICT DO NOTHING
+),
+snapshot AS (
+    -- this transaction's snapshot (REPEATABLE READ: the one the fingerprints were read in, here or exported)
+    INSERT INTO etl.source_snapshots (run_id, stage_no, snapshot_xmin)
+    SELECT s.run_id, s.stage_no, pg_snapshot_xmin(pg_current_snapshot()) FROM stage s
+    ON CONFLICT (run_id, stage_no) DO UPDATE SET snapshot_xmin = EXCLUDED.snapshot_xmin
 ),
 reach AS (
     INSERT INTO etl.source_reach (run_id, stage_no, day, reach)

@@ -582,6 +582,62 @@ def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, tw
     assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
 
 
+@pytest.mark.parametrize("savepoint", [False, True], ids=["in its transaction", "in a savepoint"])
+def test_an_edit_by_a_transaction_already_running_when_staging_took_its_snapshot_is_caught(conn, other, twin,
+                                                                                           savepoint):
+    # given a full run, and upstream editing a daytime visit in a transaction that began (and wrote, so it has its
+    # id) before the next run's staging took its snapshot, and commits after that run: its row version's xmin is
+    # older than the snapshot's xmax, never older than its xmin (the check proves days unchanged by xmin, schema 13)
+    populate(conn, twin, seed_value=14, visits=800)
+    edited = RANGE_START + timedelta(days=25)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    with other.cursor() as cur:
+        if savepoint:
+            cur.execute("SAVEPOINT edit")
+        cur.execute("UPDATE analytics.visits SET clock_out = coalesce(clock_out, scheduled_end) + interval '7 minutes' "
+                    f"WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s AND {DAYTIME} "
+                    "AND status <> 'CANCELLED')", (edited,))
+        if savepoint:
+            cur.execute("RELEASE SAVEPOINT edit")
+    # when a full run stages and computes the range meanwhile (it does not see the edit), then the edit commits
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    assert set(states(conn).values()) == {"FRESH"}
+    other.commit()
+    # then the edited day is STALE (its rows are as many as the staging read, but one is younger than its snapshot)
+    assert states(conn)[edited] == "STALE"
+    assert {d.date: d.reason for d in freshness.day_states(conn, RANGE_START, RANGE_END)}[edited] == "CHANGED"
+    # and the next stale run leaves what a full run over the edited data leaves
+    with twin.cursor() as cur:
+        cur.execute("UPDATE analytics.visits SET clock_out = coalesce(clock_out, scheduled_end) + interval '7 minutes' "
+                    f"WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s AND {DAYTIME} "
+                    "AND status <> 'CANCELLED')", (edited,))
+    twin.commit()
+    drive(conn, RANGE_START, RANGE_END, stale=True)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+
+
+def test_a_snapshot_xmin_ahead_of_the_server_proves_nothing(conn):
+    # given a full run, then its recorded snapshot xmin set ahead of the server's (a ledger restored onto a server
+    # whose transaction ids restarted lower: every row would look older than it)
+    populate(conn, seed_value=15, visits=600)
+    edited = RANGE_START + timedelta(days=20)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE etl.source_snapshots SET snapshot_xmin = "
+                    "(pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text::xid8")
+    conn.commit()
+    # when a daytime visit of a day is moved 7 minutes (as many rows as recorded)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE analytics.visits SET scheduled_start = scheduled_start + interval '7 minutes', "
+                    "scheduled_end = scheduled_end + interval '7 minutes', clock_in = NULL, clock_out = NULL "
+                    f"WHERE visit_id = (SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s AND {DAYTIME} "
+                    "AND status <> 'CANCELLED')", (edited,))
+    conn.commit()
+    # then the check does not take the snapshot as proof: the day's hashes differ, and it is STALE
+    assert states(conn)[edited] == "STALE"
+
+
 @pytest.mark.parametrize("reader", [True, False], ids=["fingerprints read beside", "fingerprints read after"])
 def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_fingerprints(conn, other, twin,
                                                                                              monkeypatch, reader):
