@@ -58,12 +58,17 @@ current_days AS MATERIALIZED (
                         WHERE v.visit_date = f.day) x
 ),
 recorded_days AS (
-    -- per computed day and day it depends on: the whole day as its staging recorded it (the sum of its parts)
-    SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, sum(f.visits) AS visits, sum(f.hash) AS hash
+    -- per computed day and day it depends on: the whole day as its staging recorded it (the sum of its parts; NULL:
+    -- not recorded). The stagings' records are summed first and hash-joined: a lookup per dependency read every part
+    -- of every day of the staging (its key leads with the run), 85 ms of 0.57 s at 90 days.
+    SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, w.visits, w.hash
     FROM depends d
     JOIN computed c ON c.day = d.day
-    LEFT JOIN etl.source_fingerprints f ON f.run_id = c.run_id AND f.stage_no = c.stage_no AND f.day = d.dep_day
-    GROUP BY d.day, d.dep_day, d.max_part, c.run_id, c.stage_no
+    LEFT JOIN (SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, sum(f.hash) AS hash
+               FROM etl.source_fingerprints f
+               WHERE (f.run_id, f.stage_no) IN (SELECT run_id, stage_no FROM computed)
+               GROUP BY f.run_id, f.stage_no, f.day) w
+           ON w.run_id = c.run_id AND w.stage_no = c.stage_no AND w.day = d.dep_day
 ),
 anchors AS (
     -- per day depended on: the staging that recorded it whole (its four parts) in the latest snapshot, if every row
