@@ -128,7 +128,7 @@ def _partner_reads(conn: Connection, range_start: date, range_end: date,
     window's last day in the benchmarks' populations, where the bound alone read 3 days and 2 h of it; a partner day
     whose cutoff comes before any of its visits can be eligible is not read (``can_hold_partner``). And for the
     load's partner_reach: ``stage_partner_days``, the partner days it reads, and ``late_*``, per owner day that
-    partner days follow, the caregivers of its late owners and their latest ends (``owner_last_ends.sql``)."""
+    partner days follow, the caregivers of its late owners and their ends (``owner_last_ends.sql``)."""
     owners = sorted(days) if days is not None else days_between(max(range_start, range_end - timedelta(
         days=PARTNER_DAYS - 1)), range_end)
     owning = set(owners)
