@@ -192,7 +192,6 @@ def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: dat
 def day_states(conn: Connection, start: date, end: date) -> list[DayFreshness]:
     """FRESH, STALE or NEVER for every day of ``[start, end]``, with the run that last computed it (read-only)."""
     with db.read(conn):
-        db.set_local(conn, max_parallel_workers_per_gather="0")  # age() in it is parallel restricted: see the SQL
         rows = db.fetch_all(conn, "freshness/day_states",
                             {"range_start": start, "range_end": end, "partner_days": tasks.PARTNER_DAYS})
     return [DayFreshness(r["day"], r["state"], r["run_id"], r["computed_at"], r["reason"], r["cause_day"])

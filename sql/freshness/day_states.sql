@@ -43,17 +43,22 @@ far_days AS (
     WHERE dep_day NOT BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
 ),
 current_days AS MATERIALIZED (
-    -- today's rows per day, without hashing them: how many, and the age of the youngest row version (the least
-    -- age(xmin)): one range scan over the range and its partner days, one lookup per far day. Serial: age() reads
-    -- this transaction's own counter, which a parallel worker does not share.
-    SELECT v.visit_date AS day, count(*) AS visits, min(age(v.xmin)) AS youngest
+    -- today's rows per day, without hashing them: how many, and how many transaction ids the youngest row version
+    -- is older than this statement's snapshot's xmax (its xmin's distance below it, modulo 2^32: exact for every id
+    -- within 2^32 of it, and a row that old looks young, never old). One range scan over the range and its partner
+    -- days, in parallel; one lookup per far day.
+    SELECT v.visit_date AS day, count(*) AS visits,
+           min((((SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) - v.xmin::text::bigint)
+                %% 4294967296 + 4294967296) %% 4294967296) AS youngest
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
     GROUP BY v.visit_date
     UNION ALL
     SELECT f.day, x.visits, x.youngest
     FROM far_days f
-    CROSS JOIN LATERAL (SELECT count(*) AS visits, min(age(v.xmin)) AS youngest
+    CROSS JOIN LATERAL (SELECT count(*) AS visits,
+                               min((((SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+                                     - v.xmin::text::bigint) %% 4294967296 + 4294967296) %% 4294967296) AS youngest
                         FROM analytics.visits v
                         WHERE v.visit_date = f.day) x
 ),
@@ -73,8 +78,8 @@ recorded_days AS (
 anchors AS (
     -- per day depended on: the staging that recorded it whole (its four parts) in the latest snapshot, if every row
     -- of the day today is older than that snapshot's xmin and there are as many as it recorded: then today's rows
-    -- are the ones it read (schema 013), and so are its fingerprints. Only when the xmin is at most 2^30 transactions
-    -- old (and not ahead: a restored ledger): age() compares ids modulo 2^32, within 2^31 of today's.
+    -- are the ones it read (schema 013), and so are its fingerprints. Only when that xmin is at most 2^30 transactions
+    -- below this snapshot's xmax (and not above it: a restored ledger), so that distances modulo 2^32 are exact.
     SELECT DISTINCT ON (w.day) w.day, w.run_id, w.stage_no
     FROM (SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, count(*) AS parts
           FROM etl.source_fingerprints f
@@ -82,11 +87,11 @@ anchors AS (
           GROUP BY f.run_id, f.stage_no, f.day) w
     JOIN etl.source_snapshots s ON s.run_id = w.run_id AND s.stage_no = w.stage_no
     LEFT JOIN current_days n ON n.day = w.day
-    CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::numeric AS now) t
+    CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax) t
     WHERE w.parts = 4
-      AND t.now - s.snapshot_xmin::text::numeric BETWEEN 0 AND 2 ^ 30
+      AND t.xmax - s.snapshot_xmin::text::bigint BETWEEN 0 AND 1073741824
       AND w.visits = coalesce(n.visits, 0)
-      AND (n.youngest IS NULL OR n.youngest > age(s.snapshot_xmin::xid))
+      AND (n.youngest IS NULL OR n.youngest > t.xmax - s.snapshot_xmin::text::bigint)
     ORDER BY w.day, s.snapshot_xmin DESC
 ),
 unproven AS MATERIALIZED (
