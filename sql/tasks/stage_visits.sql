@@ -118,12 +118,15 @@ recorded AS (
 ),
 cleared AS (
     DELETE FROM conflict.rejected_visits r
-    WHERE r.visit_date BETWEEN %(range_start)s AND %(range_end)s
-      AND (%(days)s::date[] IS NULL OR r.visit_date = ANY(%(days)s::date[]))
-      -- NOT IN over a subquery is a hashed lookup whatever the estimates (visit_id is never NULL here): as NOT EXISTS,
-      -- a stale run's few days were estimated at one row and anti-joined by a nested loop over the rejections, 56 ms
-      -- of a 0.44 s load for 646 of them (quadratic in the rejections of the days)
-      AND r.visit_id NOT IN (SELECT x.visit_id FROM rejected x)
+    -- a set difference (hashed, or sorted when the planner thinks it too large to hash), never a lookup per row
+    -- whose cost depends on the estimates: a nested-loop anti-join over the rejections (a stale run's few days,
+    -- estimated at one row: 56 ms for 646 rejections), or a NOT IN its plan could not hash (a full run's, estimated
+    -- at every visit: seconds for 9,000), both quadratic in them
+    WHERE r.visit_id IN (SELECT k.visit_id FROM conflict.rejected_visits k
+                         WHERE k.visit_date BETWEEN %(range_start)s AND %(range_end)s
+                           AND (%(days)s::date[] IS NULL OR k.visit_date = ANY(%(days)s::date[]))
+                         EXCEPT
+                         SELECT x.visit_id FROM rejected x)
     RETURNING 1
 )
 SELECT r.rejected_rows, r.invalid_rows,

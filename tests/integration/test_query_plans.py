@@ -243,3 +243,33 @@ def test_set_local_sets_every_value_for_the_transaction_only(conn):
     conn.rollback()
     assert inside == ("off", "off", "4321ms")
     assert after == (jit_default, "on")
+
+
+@pytest.mark.parametrize("days", [None, [date(2026, 10, 2), date(2026, 10, 3)]], ids=["window", "stale days"])
+def test_staging_clears_stale_rejections_by_a_set_difference_whatever_the_estimates(population, monkeypatch, days):
+    # given a staging that already rejected visits (so the next one has rejections to keep or clear)
+    run = _staged_run(population, "plans-first")
+    ledger.close_run(population, run["run_id"], "FAILED", "a test: the next run may begin")
+    plans: list[dict[str, Any]] = []
+    fetch_one = db.fetch_one
+
+    def explained(conn: Any, name: str, params: Any = None) -> Any:
+        if name == "tasks/stage_visits":
+            with conn.cursor() as cur:
+                cur.execute("EXPLAIN (FORMAT JSON) " + db.load_sql(name), params)
+                plans.append(cur.fetchone()[0][0]["Plan"])
+        return fetch_one(conn, name, params)
+
+    monkeypatch.setattr(db, "fetch_one", explained)
+    # when the next staging runs (over the window, or a stale run's days)
+    again = ledger.begin_run(population, execution_name="plans-again", trigger="test", executor="test",
+                             window_start=START, window_end=END, chunk_days=31, max_chunk_rows=None, max_concurrency=1)
+    tasks.stage_visits(population, again["run_id"], START, END, days=days)
+    # then the rejections it no longer finds are cleared by a set difference (hashed or sorted), never by a lookup per
+    # row whose cost rests on the estimates: no subplan run per row and no nested loop under the DELETE (a NOT IN the
+    # planner would not hash was quadratic in a full run's rejections, a nested-loop anti-join in a stale run's)
+    cleared = [n for n, under in _nodes(plans[0]) if "CTE cleared" in under]
+    assert any(n["Node Type"] == "SetOp" for n in cleared)
+    assert not any(n["Node Type"] == "Nested Loop" and any(c.get("Node Type") == "CTE Scan" for c in n.get("Plans", []))
+                   for n in cleared)
+    assert not any(n.get("Parent Relationship") == "SubPlan" for n in cleared)
