@@ -44,12 +44,10 @@ far_days AS (
 ),
 current_days AS MATERIALIZED (
     -- today's rows per day, without hashing them: how many, and how many transaction ids the youngest row version
-    -- is older than this statement's snapshot's xmax (its xmin's distance below it, modulo 2^32: exact for every id
-    -- within 2^32 of it, and a row that old looks young, never old). One range scan over the range and its partner
-    -- days, in parallel; one lookup per far day.
+    -- is older than this statement's snapshot's xmax (etl.xmin_distance). One range scan over the range and its
+    -- partner days, in parallel; one lookup per far day.
     SELECT v.visit_date AS day, count(*) AS visits,
-           min((((SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint) - v.xmin::text::bigint)
-                %% 4294967296 + 4294967296) %% 4294967296) AS youngest
+           min(etl.xmin_distance(v.xmin, (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint))) AS youngest
     FROM analytics.visits v
     WHERE v.visit_date BETWEEN %(range_start)s AND %(range_end)s::date + %(partner_days)s
     GROUP BY v.visit_date
@@ -57,23 +55,26 @@ current_days AS MATERIALIZED (
     SELECT f.day, x.visits, x.youngest
     FROM far_days f
     CROSS JOIN LATERAL (SELECT count(*) AS visits,
-                               min((((SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
-                                     - v.xmin::text::bigint) %% 4294967296 + 4294967296) %% 4294967296) AS youngest
+                               min(etl.xmin_distance(v.xmin, (SELECT pg_snapshot_xmax(pg_current_snapshot())
+                                                                                   ::text::bigint))) AS youngest
                         FROM analytics.visits v
                         WHERE v.visit_date = f.day) x
 ),
+recorded_whole AS MATERIALIZED (
+    -- every staging's record of the days depended on, whole: the sums of its parts, and how many it recorded
+    SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, sum(f.hash) AS hash, count(*) AS parts
+    FROM etl.source_fingerprints f
+    WHERE f.day IN (SELECT dep_day FROM depends)
+    GROUP BY f.run_id, f.stage_no, f.day
+),
 recorded_days AS (
-    -- per computed day and day it depends on: the whole day as its staging recorded it (the sum of its parts; NULL:
-    -- not recorded). The stagings' records are summed first and hash-joined: a lookup per dependency read every part
-    -- of every day of the staging (its key leads with the run), 85 ms of 0.57 s at 90 days.
+    -- per computed day and day it depends on: the whole day as its staging recorded it (NULL: not recorded), by a
+    -- hash join (a lookup per dependency read every part of every day of the staging, as its key leads with the run:
+    -- 85 ms of 0.57 s at 90 days)
     SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, w.visits, w.hash
     FROM depends d
     JOIN computed c ON c.day = d.day
-    LEFT JOIN (SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, sum(f.hash) AS hash
-               FROM etl.source_fingerprints f
-               WHERE (f.run_id, f.stage_no) IN (SELECT run_id, stage_no FROM computed)
-               GROUP BY f.run_id, f.stage_no, f.day) w
-           ON w.run_id = c.run_id AND w.stage_no = c.stage_no AND w.day = d.dep_day
+    LEFT JOIN recorded_whole w ON w.run_id = c.run_id AND w.stage_no = c.stage_no AND w.day = d.dep_day
 ),
 anchors AS (
     -- per day depended on: the staging that recorded it whole (its four parts) in the latest snapshot, if every row
@@ -81,10 +82,7 @@ anchors AS (
     -- are the ones it read (schema 013), and so are its fingerprints. Only when that xmin is at most 2^30 transactions
     -- below this snapshot's xmax (and not above it: a restored ledger), so that distances modulo 2^32 are exact.
     SELECT DISTINCT ON (w.day) w.day, w.run_id, w.stage_no
-    FROM (SELECT f.run_id, f.stage_no, f.day, sum(f.visits) AS visits, count(*) AS parts
-          FROM etl.source_fingerprints f
-          WHERE f.day IN (SELECT dep_day FROM depends)
-          GROUP BY f.run_id, f.stage_no, f.day) w
+    FROM recorded_whole w
     JOIN etl.source_snapshots s ON s.run_id = w.run_id AND s.stage_no = w.stage_no
     LEFT JOIN current_days n ON n.day = w.day
     CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax) t

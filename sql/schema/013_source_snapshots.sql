@@ -13,3 +13,12 @@ CREATE TABLE etl.source_snapshots (
 
 -- The check looks up every staging that recorded a day (the latest proves it); the key leads with the run.
 CREATE INDEX source_fingerprints_day_idx ON etl.source_fingerprints (day);
+
+-- How many transaction ids a row version's xmin lies below ``xmax`` (a snapshot's xmax, as a number), from the 32 bits
+-- a row keeps: exact for every id within 2^32 below it; an older one looks younger, never older (the check then hashes
+-- its day). Plain arithmetic on a constant of the statement, not age() (which reads the backend's own counter and is
+-- parallel restricted), so a scan that uses it may run in parallel. A plain SQL function, inlined.
+CREATE FUNCTION etl.xmin_distance(row_xmin xid, xmax bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ((xmax - row_xmin::text::bigint) % 4294967296 + 4294967296) % 4294967296
+$$;
