@@ -56,6 +56,7 @@ def can_hold_partner(day: date, until: datetime | None) -> bool:
     visit starts no earlier than the day before its visit_date, so none of ``day`` starts by an ``until`` before it."""
     return until is None or until >= datetime.combine(day - timedelta(days=1), datetime.min.time())
 
+
 CONNECTION_CHECK_MS = 5_000
 # Set for Task 02's transaction. JIT compiles Task 02 in 0.7-0.8 s whatever the chunk's size (the band join's
 # estimated cost is far above jit_optimize_above_cost) and made no chunk faster: off (docs/benchmarks.md).

@@ -11,11 +11,10 @@
 -- those, only the visits of a caregiver with an owner before it, starting by that caregiver's latest end plus 2 h
 -- (partner_reach; a partner shares its owner's caregiver), or a visit of those ACTIVE conflicts.
 WITH conflict_visits AS MATERIALIZED (
-    SELECT m.visit_id FROM conflict.conflict_visit_maps m
-    WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
-      AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
-    UNION
-    SELECT m.conflict_visit_id FROM conflict.conflict_visit_maps m
+    -- both visits of every ACTIVE conflict dated on the owner days, once each
+    SELECT DISTINCT p.visit_id
+    FROM conflict.conflict_visit_maps m
+    CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) AS p (visit_id)
     WHERE m.status = 'ACTIVE' AND m.conflict_date BETWEEN %(range_start)s AND %(range_end)s
       AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
 ),
