@@ -92,7 +92,7 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
                               "partner_end": range_end + timedelta(days=PARTNER_DAYS),
                               "days": list(days) if days is not None else None,
                               "stage_days": None, "stage_before": None, "partner_before": None,
-                              "stage_partner_days": [], "late_days": [], "late_caregivers": [], "late_ends": [],
+                              "stage_partner_days": [], "late_days": [],
                               "partner_days": PARTNER_DAYS}
     if days is not None and not days:  # a stale run with nothing stale: nothing to read, stage or sync
         with db.write(conn):
@@ -128,17 +128,15 @@ def _partner_reads(conn: Connection, range_start: date, range_end: date,
     The cutoffs come from the owners' latest ends in this snapshot (``partner_cutoff``): 1 day and 2 h past the
     window's last day in the benchmarks' populations, where the bound alone read 3 days and 2 h of it; a partner day
     whose cutoff comes before any of its visits can be eligible is not read (``can_hold_partner``). And for the
-    load's partner_reach: ``stage_partner_days``, the partner days it reads, and ``late_*``, per owner day that
-    partner days follow, the caregivers of its late owners and their ends (``owner_last_ends.sql``)."""
+    load's partner_reach: ``stage_partner_days``, the partner days it reads, and ``late_days``, the owner days
+    that partner days follow, whose late owners it reads per caregiver (``owner_last_ends.sql``)."""
     owners = sorted(days) if days is not None else days_between(max(range_start, range_end - timedelta(
         days=PARTNER_DAYS - 1)), range_end)
     owning = set(owners)
     followed = [d for d in owners if any(d + timedelta(days=k) not in owning for k in range(1, PARTNER_DAYS + 1))]
     rows = db.fetch_all(conn, "tasks/owner_last_ends", {"days": followed})
     last_ends = {r["day"]: r["last_end"] for r in rows}
-    late = {"late_days": [r["day"] for r in rows for _ in r["late_caregivers"]],
-            "late_caregivers": [c for r in rows for c in r["late_caregivers"]],
-            "late_ends": [e for r in rows for e in r["late_ends"]]}
+    late = {"late_days": [r["day"] for r in rows]}
     cutoffs = freshness.staging_cutoffs(owners, last_ends)
     if days is None:  # the days after the window, in order, up to the first that cannot hold a partner
         after = list(itertools.takewhile(lambda c: can_hold_partner(*c), [c for c in cutoffs if c[0] > range_end]))

@@ -20,13 +20,16 @@ WITH conflict_visits AS MATERIALIZED (
 ),
 partner_reach AS (
     -- per caregiver and partner day (stage_partner_days: the days read after owner days that are not owner days
-    -- themselves): the latest end of that caregiver's late owners (tasks/owner_last_ends: late_*) on the owner days
-    -- within partner_days before it, plus 2 h. Every partner of an owner starts by then (tasks.TRAVEL_REACH).
-    SELECT o.caregiver_id, p.day, max(o.last_end) + interval '2 hours' AS reach
-    FROM unnest(%(late_days)s::date[], %(late_caregivers)s::bigint[], %(late_ends)s::timestamp[])
-         AS o (day, caregiver_id, last_end)
+    -- themselves): the latest end of that caregiver's late owners on the owner days within partner_days before it
+    -- (late_days: those that partner days follow, tasks/owner_last_ends), plus 2 h. A late owner ends at 22:00 or
+    -- later: only such an owner can reach a visit starting on or after the midnight that begins a later day (22:00
+    -- plus 2 h). Every partner of an owner starts by then (tasks.TRAVEL_REACH).
+    SELECT o.caregiver_id, p.day, max(o.end_ts) + interval '2 hours' AS reach
+    FROM etl.owner_ends o
     JOIN unnest(%(stage_partner_days)s::date[]) AS p (day)
-      ON o.day BETWEEN p.day - %(partner_days)s AND p.day - 1
+      ON o.visit_date BETWEEN p.day - %(partner_days)s AND p.day - 1
+    WHERE o.visit_date = ANY(%(late_days)s::date[])
+      AND o.end_ts >= o.visit_date + interval '22 hours'
     GROUP BY o.caregiver_id, p.day
 ),
 wanted AS (
