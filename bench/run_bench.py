@@ -162,7 +162,7 @@ class Bench:
         with db.transaction(self.conn), self.conn.cursor() as cur:
             # (2) as the worker runs Task 02; (1) as the original job ran, with the planner's default choices
             db.set_local(self.conn, **(tasks.STATEMENT_SETTINGS if measurement == PROJECT else {"jit": "off"}))
-            cur.execute(statement, {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end})
+            cur.execute(statement, {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end, "days": None})
             cur.fetchall()
         done = time.perf_counter()
         sample = Sample(window, measurement, repeat, done - began, self.visits_in(start, end),

@@ -159,7 +159,7 @@ def naive_job(conn: Any, start: date, end: date) -> float:
     with db.transaction(conn), conn.cursor() as cur:
         db.set_local(conn, jit="off")
         cur.execute((BENCH_SQL / "apply_chunk_conflicts_naive.sql").read_text(),
-                    {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end})
+                    {"run_id": run["run_id"], "chunk_start": start, "chunk_end": end, "days": None})
         cur.fetchall()
     return time.perf_counter() - began
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 from chunking import db, ledger, tasks
 from chunking.db import Connection
 from chunking.errors import TransientError
-from chunking.planner import Chunk, Sizing, days_between, plan_window
+from chunking.planner import Chunk, Sizing, plan_window
 
 State = Literal["FRESH", "STALE", "NEVER"]
 Reason = Literal["CHANGED", "DEPENDENT", "NEVER"]
@@ -181,10 +181,13 @@ def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date],
         "reach_days": [r["day"] for r in reach], "reaches": [r["reach"] for r in reach]})
 
 
-def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date) -> None:
-    """Inside a chunk's transaction: its days are now computed from the run's current staging. Commits nothing."""
+def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date,
+                  days: Sequence[date] | None = None) -> None:
+    """Inside a chunk's transaction: its days (``days``, or every day of its range) are now computed from the run's
+    current staging. Commits nothing."""
     db.execute(conn, "freshness/mark_days_computed",
-               {"run_id": run_id, "chunk_id": chunk_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
+               {"run_id": run_id, "chunk_id": chunk_id, "chunk_start": chunk_start, "chunk_end": chunk_end,
+                "days": list(days) if days is not None else None})
 
 
 # --- asking -------------------------------------------------------------------------------------------------
@@ -262,7 +265,7 @@ def stage_selection(conn: Connection, run_id: int, *, redrive: bool, chunk_ids: 
         return selected_days(conn, run_id)
     wanted = set(chunk_ids or ())
     pending = [c for c in ledger.unfinished_chunks(conn, run_id) if not wanted or c.chunk_id in wanted]
-    return sorted({d for c in pending for d in days_between(c.chunk_start, c.chunk_end)})
+    return sorted({d for c in pending for d in c.days})
 
 
 def stale_plan(conn: Connection, start: date, end: date, sizing: Sizing) -> tuple[list[DayFreshness], list[Chunk]]:

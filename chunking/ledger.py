@@ -232,7 +232,15 @@ class Chunk(_Record):
     error_code: str | None
     timed_out: bool
     last_error: str | None
+    # the days it computes when they are not every day of its range (a stale run's chunk: schema 15); None: all
+    owned_days: list[date] | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def days(self) -> list[date]:
+        """The days the chunk computes, in order: its owned days, or every day of its range."""
+        return list(self.owned_days) if self.owned_days is not None else planner.days_between(self.chunk_start,
+                                                                                             self.chunk_end)
 
     @property
     def finished(self) -> bool:
@@ -540,7 +548,8 @@ def unfinished_chunks(conn: Connection, run_id: int, only: Iterable[int] | None 
 def insert_chunks(conn: Connection, run_id: int, chunks: Iterable[planner.Chunk],
                   split_from: int | None = None) -> None:
     params = [{"run_id": run_id, "chunk_id": c.chunk_id, "chunk_start": c.start, "chunk_end": c.end,
-               "estimated_rows": c.estimated_rows, "estimated_ms": c.estimated_ms, "split_from": split_from}
+               "estimated_rows": c.estimated_rows, "estimated_ms": c.estimated_ms, "split_from": split_from,
+               "owned_days": list(c.owned) if c.owned is not None else None}
               for c in chunks]
     with db.write(conn), db.classified(), conn.cursor() as cur:
         psycopg2.extras.execute_batch(cur, db.load_sql("ledger/insert_chunk"), params)

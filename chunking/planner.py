@@ -1,8 +1,10 @@
 """The chunk planner: splits a window of service dates into chunks sized from real row counts.
 
-A chunk is a contiguous range of dates. The plan covers the window exactly, without gaps or overlaps;
-a chunk spans at most ``chunk_days`` days and holds at most a cap of staged rows, except a single day
-heavier than that, which becomes a chunk of its own (a conflict date cannot be split).
+A chunk is a range of dates. The plan covers the window exactly, without gaps or overlaps; a chunk holds at
+most ``chunk_days`` days and at most a cap of staged rows, except a single day heavier than that, which becomes
+a chunk of its own (a conflict date cannot be split). A stale run plans only the days it selected: a chunk then
+owns the selected days of its range (``Chunk.owned``), and days left out between them are skipped, not chunk
+boundaries, so scattered days still fill as many chunks as run at once.
 
 The cap is either fixed (``max_chunk_rows``) or adaptive: the rows a chunk can process in a target
 duration at the throughput measured by earlier runs (a documented default without history), never more
@@ -48,10 +50,18 @@ class Chunk:
     end: date
     estimated_rows: int
     estimated_ms: int | None = None
+    # The days the chunk computes when they are not every day of its range (a stale run's selected days, first and
+    # last at its ends: etl.chunks.owned_days, schema 15); None: every day of it.
+    owned: tuple[date, ...] | None = None
 
     @property
     def days(self) -> int:
-        return (self.end - self.start).days + 1
+        """How many days the chunk computes."""
+        return len(self.owned) if self.owned is not None else (self.end - self.start).days + 1
+
+    def owned_days(self) -> list[date]:
+        """The days the chunk computes, in order."""
+        return list(self.owned) if self.owned is not None else days_between(self.start, self.end)
 
     def as_item(self) -> dict[str, object]:
         """The Map item the state machine fans out (small: the whole list counts toward 256 KB)."""
@@ -122,30 +132,32 @@ def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date,
                 chunk_days: int, max_chunk_rows: int, first_chunk_id: int = 1,
                 selected: AbstractSet[date] | None = None) -> list[Chunk]:
     """Greedy plan: extend the current chunk by a day while both limits hold, else start a new one.
-    With ``selected`` (a stale run), only those days are planned: a day left out ends the chunk before it."""
+    With ``selected`` (a stale run), only those days are planned: the days left out are skipped, and each chunk
+    owns the selected days from its first to its last (``Chunk.owned``)."""
     if window_end < window_start:
         raise ValueError(f"window end {window_end} is before its start {window_start}")
     if chunk_days < 1 or max_chunk_rows < 1:
         raise ValueError("chunk_days and max_chunk_rows must be at least 1")
 
     chunks: list[Chunk] = []
-    start: date | None = None
+    days: list[date] = []
     rows = 0
+
+    def close() -> None:
+        owned = tuple(days) if selected is not None else None
+        chunks.append(Chunk(first_chunk_id + len(chunks), days[0], days[-1], rows, owned=owned))
+
     for day in days_between(window_start, window_end):
         if selected is not None and day not in selected:
-            if start is not None:
-                chunks.append(Chunk(first_chunk_id + len(chunks), start, day - timedelta(days=1), rows))
-                start = None
             continue
         day_rows = max(0, int(rows_by_day.get(day, 0)))
-        if start is not None and ((day - start).days >= chunk_days or rows + day_rows > max_chunk_rows):
-            chunks.append(Chunk(first_chunk_id + len(chunks), start, day - timedelta(days=1), rows))
-            start = None
-        if start is None:
-            start, rows = day, 0
+        if days and (len(days) >= chunk_days or rows + day_rows > max_chunk_rows):
+            close()
+            days, rows = [], 0
+        days.append(day)
         rows += day_rows
-    if start is not None:
-        chunks.append(Chunk(first_chunk_id + len(chunks), start, window_end, rows))
+    if days:
+        close()
     return chunks
 
 
@@ -186,8 +198,9 @@ def adaptive_sizing(throughput: Throughput, *, chunk_days: int, target_chunk_sec
 def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date, int], sizing: Sizing,
                 first_chunk_id: int = 1, selected: AbstractSet[date] | None = None) -> list[Chunk]:
     """Plan a window with a sizing: fixed caps as given; adaptive caps balanced so that there are at least
-    ``min_chunks`` chunks (when the window has that many days), as even in rows as contiguity allows.
-    ``selected``: plan only these days (a stale run), in chunks of contiguous selected days; none, no chunks."""
+    ``min_chunks`` chunks (when the window has that many days), as even in rows as the order of the days allows.
+    ``selected``: plan only these days (a stale run), each chunk owning a run of them in date order, whatever
+    lies between; none, no chunks."""
     cap = sizing.max_chunk_rows
     wanted = 1
     if selected is not None and not any(window_start <= d <= window_end for d in selected):
@@ -204,7 +217,7 @@ def plan_window(window_start: date, window_end: date, rows_by_day: Mapping[date,
         cap = _balanced_cap(window_start, window_end, rows_by_day, sizing.chunk_days, wanted, cap, selected)
     chunks = plan_chunks(window_start, window_end, rows_by_day, chunk_days=sizing.chunk_days, max_chunk_rows=cap,
                          selected=selected)
-    while len(chunks) < wanted:  # contiguity can leave fewer chunks than the concurrency: halve the heaviest
+    while len(chunks) < wanted:  # greedy packing can leave fewer chunks than the concurrency: halve the heaviest
         for heaviest in sorted(chunks, key=lambda c: c.estimated_rows, reverse=True):  # that has two loaded halves
             halves = split_chunk(heaviest, rows_by_day, first_chunk_id=heaviest.chunk_id)
             if len(halves) == 2 and min(h.estimated_rows for h in halves) > 0:
@@ -236,16 +249,17 @@ def _balanced_cap(start: date, end: date, rows_by_day: Mapping[date, int], chunk
 
 def split_chunk(chunk: Chunk, rows_by_day: Mapping[date, int], first_chunk_id: int) -> list[Chunk]:
     """A chunk in two, cut at the day that best halves its rows (a chunk that ran out of time is redriven
-    in pieces); a single day cannot be cut."""
-    days = days_between(chunk.start, chunk.end)
+    in pieces); a single day cannot be cut. A chunk that owns only some days of its range is cut between them."""
+    days = chunk.owned_days()
     if len(days) < 2:
         return [chunk]
     rows = [max(0, int(rows_by_day.get(d, 0))) for d in days]
     total = sum(rows)
     prefix = [sum(rows[:i]) for i in range(1, len(days))]
     cut = min(range(1, len(days)), key=lambda i: (abs(2 * prefix[i - 1] - total), abs(2 * i - len(days))))
-    return [Chunk(first_chunk_id, days[0], days[cut - 1], prefix[cut - 1]),
-            Chunk(first_chunk_id + 1, days[cut], days[-1], total - prefix[cut - 1])]
+    first, second = (tuple(days[:cut]), tuple(days[cut:])) if chunk.owned is not None else (None, None)
+    return [Chunk(first_chunk_id, days[0], days[cut - 1], prefix[cut - 1], owned=first),
+            Chunk(first_chunk_id + 1, days[cut], days[-1], total - prefix[cut - 1], owned=second)]
 
 
 def budget(chunks: Sequence[Chunk]) -> Budget:

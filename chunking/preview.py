@@ -84,7 +84,9 @@ class Preview:
             **({"stale_days": [d.as_json() for d in self.stale_days]} if self.stale_days is not None else {}),
             "window_start": self.window_start.isoformat(), "window_end": self.window_end.isoformat(),
             "visits": self.visits, "sizing": self.sizing.as_dict(),
-            "chunks": [{**c.as_item(), "days": c.days, "estimated_rows": c.estimated_rows,
+            "chunks": [{**c.as_item(), "days": c.days,
+                        **({"owned_days": [d.isoformat() for d in c.owned]} if c.owned is not None else {}),
+                        "estimated_rows": c.estimated_rows,
                         "estimated_ms": c.estimated_ms, **cover} for c, cover in zip(self.chunks, self.coverage,
                                                                                      strict=True)],
             "budget": {"chunks": self.budget.chunks, "max_chunks": self.budget.max_chunks,
@@ -118,7 +120,8 @@ def preview(conn: Connection, settings: Settings, window_start: date, window_end
 
 
 def _coverage(chunk: Chunk, days: list[dict[str, Any]]) -> dict[str, Any]:
-    mine = [d for d in days if chunk.start <= d["day"] <= chunk.end]
+    owned = set(chunk.owned_days())
+    mine = [d for d in days if d["day"] in owned]
     covered = [d for d in mine if d["run_id"] is not None]
     oldest: datetime | None = min((d["finished_at"] for d in covered), default=None)
     return {"days_covered": len(covered), "covered_by_runs": sorted({d["run_id"] for d in covered}),

@@ -215,8 +215,9 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, s
     with db.write(conn):
         next_id = ledger.max_chunk_id(conn, run_id) + 1
         for r in rows:
-            rows_in = sum(n for d, n in loads.items() if r.chunk_start <= d <= r.chunk_end)
-            chunk = Chunk(r.chunk_id, r.chunk_start, r.chunk_end, rows_in, sizing.estimate_ms(rows_in))
+            rows_in = sum(loads.get(d, 0) for d in r.days)
+            chunk = Chunk(r.chunk_id, r.chunk_start, r.chunk_end, rows_in, sizing.estimate_ms(rows_in),
+                          owned=tuple(r.owned_days) if r.owned_days is not None else None)
             if r.ran_out_of_time and chunk.days > 1:
                 if ledger.supersede_chunk(conn, run_id, r.chunk_id):
                     halves = [dataclasses.replace(h, estimated_ms=sizing.estimate_ms(h.estimated_rows))
@@ -322,7 +323,8 @@ def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: d
                 ledger.mark_attempt_duplicate(conn, run_id, chunk_id, attempt)
                 return _duplicate(locked, attempt)
             counts = db.fetch_one(conn, "tasks/apply_chunk_conflicts",
-                                  {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
+                                  {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end,
+                                   "days": locked.owned_days})
             assert counts is not None
             _check_staging(locked, int(counts["visits"]))
             duration_ms = int((time.monotonic() - began) * 1000)
@@ -333,7 +335,7 @@ def _apply_chunk(conn: Connection, *, run_id: int, chunk_id: int, chunk_start: d
                 before_commit(result)
             ledger.complete_chunk(conn, run_id, chunk_id, attempt, duration_ms=duration_ms, visits=result.visits,
                                   counts={f: getattr(result, f) for f in COUNT_FIELDS})
-            freshness.mark_computed(conn, run_id, chunk_id, chunk_start, chunk_end)
+            freshness.mark_computed(conn, run_id, chunk_id, chunk_start, chunk_end, locked.owned_days)
     except Exception as exc:  # every failure is recorded in the ledger, classified, and re-raised
         error = as_pipeline_error(exc)
         gave_up = final_attempt or isinstance(error, PermanentError)

@@ -29,7 +29,7 @@ def run_json(run: Run | None, chunks: list[Chunk], **extra: Any) -> dict[str, An
         "window_end": cell(run.window_end), "execution": run.execution_name, "chunks": len(live),
         "chunks_succeeded": sum(c.succeeded for c in live),
         "visits": run.count("visits"),
-        "days": sum((c.chunk_end - c.chunk_start).days + 1 for c in live if c.succeeded),
+        "days": sum(len(c.days) for c in live if c.succeeded),
         **{k: run.count(k) for k in COUNTS},
         "rejected": int(run.rejected_rows or 0),
         "staged_rows": int(run.staged_rows or 0),
@@ -110,7 +110,8 @@ def chunk_table(console: Console, chunks: list[Chunk], *, errors: bool = True,
     rows = []
     for c in chunks:
         took = duration(c.duration_ms / 1000) if c.duration_ms is not None else "-"
-        row = [c.chunk_id, f"{cell(c.chunk_start)}..{cell(c.chunk_end)}", state(c.status),
+        owned = f" ({len(c.owned_days)} days)" if c.owned_days is not None else ""  # a stale run's: only its own
+        row = [c.chunk_id, f"{cell(c.chunk_start)}..{cell(c.chunk_end)}{owned}", state(c.status),
                c.attempts, took, c.visits, *(getattr(c, k) for k in COUNTS)]
         if errors:
             row.append(_first_line(c.last_error))

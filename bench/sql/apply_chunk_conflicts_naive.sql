@@ -6,6 +6,7 @@ WITH owners AS (
     SELECT s.*
     FROM etl.staged_visits s
     WHERE s.run_id = %(run_id)s AND s.visit_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR s.visit_date = ANY(%(days)s::date[]))
 ),
 band AS (
     -- The original job's join: every pair of the caregiver's staged visits, no time band.
@@ -30,7 +31,9 @@ moved AS (
     JOIN etl.staged_visits y ON y.run_id = %(run_id)s AND y.visit_id = m.conflict_visit_id
     WHERE m.status = 'ACTIVE'
       AND m.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
-      AND least(x.visit_date, y.visit_date) NOT BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
+      AND NOT (least(x.visit_date, y.visit_date) BETWEEN %(chunk_start)s AND %(chunk_end)s
+               AND (%(days)s::date[] IS NULL OR least(x.visit_date, y.visit_date) = ANY(%(days)s::date[])))
       AND y.caregiver_id = x.caregiver_id
       AND y.provider_id <> x.provider_id
 ),
@@ -85,6 +88,7 @@ changes AS (
     LEFT JOIN conflict.conflict_visit_maps e
            ON e.visit_id = c.visit_id AND e.conflict_visit_id = c.conflict_visit_id
     WHERE c.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR c.conflict_date = ANY(%(days)s::date[]))
 ),
 written AS (
     INSERT INTO conflict.conflict_visit_maps AS t
@@ -112,6 +116,7 @@ resolved AS (
        SET status = 'RESOLVED', resolved_at = now(), updated_at = now(), last_changed_run_id = %(run_id)s
      WHERE t.status = 'ACTIVE'
        AND t.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+       AND (%(days)s::date[] IS NULL OR t.conflict_date = ANY(%(days)s::date[]))
        AND NOT EXISTS (SELECT 1 FROM conflicts c
                        WHERE c.visit_id = t.visit_id AND c.conflict_visit_id = t.conflict_visit_id)
     RETURNING 1

@@ -80,6 +80,7 @@ class Chunk:
     finished_at: datetime | None = None
     duration_ms: int | None = None
     last_error: str | None = None
+    owned_days: list[date] | None = None  # the days it computes, when not all of its range (schema 15)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Chunk:

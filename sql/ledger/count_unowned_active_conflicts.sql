@@ -22,4 +22,5 @@ SELECT count(*) AS unowned
 FROM dated m
 WHERE NOT EXISTS (SELECT 1 FROM etl.chunks c
                   WHERE c.run_id = %(run_id)s AND c.status = 'SUCCEEDED'
-                    AND m.conflict_date BETWEEN c.chunk_start AND c.chunk_end);
+                    AND m.conflict_date BETWEEN c.chunk_start AND c.chunk_end
+                    AND (c.owned_days IS NULL OR m.conflict_date = ANY(c.owned_days)));

@@ -1,5 +1,6 @@
--- Task 02 for one chunk: compute the conflicts whose conflict date lies in [chunk_start, chunk_end] and
--- apply them: insert new pairs, update changed ones, reopen RESOLVED ones, resolve the chunk's ACTIVE
+-- Task 02 for one chunk: compute the conflicts whose conflict date is one of the chunk's days and apply them (its
+-- days: those of [chunk_start, chunk_end], or only the listed ones, days, when a stale run's chunk skips the days
+-- between its selected ones: etl.chunks.owned_days, schema 15; each condition on them reads "in the chunk" below): insert new pairs, update changed ones, reopen RESOLVED ones, resolve the chunk's ACTIVE
 -- rows whose pair no longer conflicts; rows whose stored values already match are not written.
 -- A pair is owned by the visit with the smaller (visit_date, visit_id): it is found once, by one chunk.
 -- Plan shapes: every chunk must cost in proportion to its own rows, whatever the statistics say and whatever
@@ -13,6 +14,7 @@ WITH owners AS (
     SELECT s.*
     FROM etl.staged_visits s
     WHERE s.run_id = %(run_id)s AND s.visit_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR s.visit_date = ANY(%(days)s::date[]))
 ),
 band AS (
     -- Partners of an owner start at most 26 h before it (24 h visit + 2 h gap) and at most 2 h after it
@@ -51,7 +53,9 @@ moved AS (
                           AND s.caregiver_id = x.caregiver_id AND s.provider_id <> x.provider_id OFFSET 0) y
     WHERE m.status = 'ACTIVE'
       AND m.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
-      AND least(x.visit_date, y.visit_date) NOT BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR m.conflict_date = ANY(%(days)s::date[]))
+      AND NOT (least(x.visit_date, y.visit_date) BETWEEN %(chunk_start)s AND %(chunk_end)s
+               AND (%(days)s::date[] IS NULL OR least(x.visit_date, y.visit_date) = ANY(%(days)s::date[])))
 ),
 candidates AS (
     SELECT * FROM band
@@ -108,6 +112,7 @@ changes AS (
         OFFSET 0
     ) e ON true
     WHERE c.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+      AND (%(days)s::date[] IS NULL OR c.conflict_date = ANY(%(days)s::date[]))
 ),
 written AS (
     INSERT INTO conflict.conflict_visit_maps AS t
@@ -135,6 +140,7 @@ resolved AS (
        SET status = 'RESOLVED', resolved_at = now(), updated_at = now(), last_changed_run_id = %(run_id)s
      WHERE t.status = 'ACTIVE'
        AND t.conflict_date BETWEEN %(chunk_start)s AND %(chunk_end)s
+       AND (%(days)s::date[] IS NULL OR t.conflict_date = ANY(%(days)s::date[]))
        AND NOT EXISTS (SELECT 1 FROM conflicts c
                        WHERE c.visit_id = t.visit_id AND c.conflict_visit_id = t.conflict_visit_id)
     RETURNING 1

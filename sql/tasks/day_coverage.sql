@@ -5,6 +5,7 @@ LEFT JOIN LATERAL (
     SELECT ch.run_id, ch.finished_at
     FROM etl.chunks ch
     WHERE ch.status = 'SUCCEEDED' AND d::date BETWEEN ch.chunk_start AND ch.chunk_end
+      AND (ch.owned_days IS NULL OR d::date = ANY(ch.owned_days))
     ORDER BY ch.finished_at DESC
     LIMIT 1
 ) c ON true

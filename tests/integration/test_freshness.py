@@ -81,8 +81,11 @@ def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: 
     outcome = pipeline.reconcile(event, conn)
     run = ledger.get_run(conn, run_id)
     conn.rollback()
-    return {**run, "planned": plan["count"], "outcome": outcome, "chunk_ranges": [
-        (date.fromisoformat(c["chunk_start"]), date.fromisoformat(c["chunk_end"])) for c in plan["chunks"]]}
+    owned = {c.chunk_id: c.days for c in ledger.list_chunks(conn, run_id)}
+    conn.rollback()
+    # per planned chunk, in order, the days it computes (its whole range, or a stale run's selected days in it)
+    return {**run, "planned": plan["count"], "outcome": outcome,
+            "chunk_days": [owned[c["chunk_id"]] for c in plan["chunks"]]}
 
 
 def states(conn: psycopg2.extensions.connection, start: date = RANGE_START, end: date = RANGE_END) -> dict[date, str]:
@@ -434,7 +437,7 @@ def test_random_edits_then_stale_runs_leave_what_full_runs_leave(conn, twin, see
         run = drive(conn, RANGE_START, RANGE_END, stale=True)
         full = drive(twin, RANGE_START, RANGE_END, chunk_days=7)
         assert run["status"] == "SUCCEEDED" == full["status"], run["error"]
-        assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == want_stale
+        assert {d for days in run["chunk_days"] for d in days} == want_stale
         assert table(conn) == table(twin)
         assert rejections(conn) == rejections(twin)
         assert_matches_oracle(conn, RANGE_START, RANGE_END)
@@ -479,8 +482,10 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
     assert dependent <= {edited - timedelta(days=k) for k in range(1, 3)}
     assert got == {edited: ("CHANGED", edited), **dict.fromkeys(dependent, ("DEPENDENT", edited)),
                    RANGE_END - timedelta(days=1): ("NEVER", None), RANGE_END: ("NEVER", None)}
-    assert run["chunk_ranges"] == [(min(dependent | {edited}), edited), (RANGE_END - timedelta(days=1), RANGE_END)]
-    assert [(c.start, c.end) for c in preview_chunks] == run["chunk_ranges"]
+    # in chunks of 3 of the selected days in date order, whatever lies between them (the fixed sizing's 3 days)
+    selected = sorted(got)
+    assert run["chunk_days"] == [selected[i:i + 3] for i in range(0, len(selected), 3)]
+    assert [c.owned_days() for c in preview_chunks] == run["chunk_days"]
     assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
     assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
                                 v["status"] != "CANCELLED") - sum(1 for d, _ in rejections(conn).values() if d in got)
@@ -506,13 +511,13 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
     assert run["status"] == "SUCCEEDED"
     # then the days that depend on the edited day are STALE afterwards: all of them when the edit came after the
     # staging snapshot; those the run did not recompute when it came before (the run saw it)
-    recomputed = {d for a, b in run["chunk_ranges"] for d in days_between(a, b)}
+    recomputed = {d for days in run["chunk_days"] for d in days}
     assert recomputed == {first_edit - timedelta(days=k) for k in range(3)}
     want = {late_edit - timedelta(days=k) for k in range(3)} - (recomputed if between == "validated" else set())
     assert {d for d, s in states(conn).items() if s == "STALE"} == want
     # and the next stale run recomputes them: the result is a full run's over the same data
     again = drive(conn, RANGE_START, RANGE_END, stale=True)
-    assert {d for a, b in again["chunk_ranges"] for d in days_between(a, b)} == want
+    assert {d for days in again["chunk_days"] for d in days} == want
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
     assert set(states(conn).values()) == {"FRESH"}
@@ -539,11 +544,40 @@ def test_redriven_chunks_take_the_fingerprints_of_the_redrive_snapshot(conn, twi
     assert {d for d, s in states(conn).items() if s == "STALE"} == set(days_between(edited - timedelta(days=2),
                                                                                      edited - timedelta(days=1)))
     # and the next stale run brings the output to a full run's
-    assert drive(conn, RANGE_START, RANGE_END, stale=True)["chunk_ranges"] == [(edited - timedelta(days=2),
-                                                                                 edited - timedelta(days=1))]
+    assert drive(conn, RANGE_START, RANGE_END, stale=True)["chunk_days"] == [days_between(edited - timedelta(days=2),
+                                                                                          edited - timedelta(days=1))]
     assert set(states(conn).values()) == {"FRESH"}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+
+
+def test_a_stale_chunk_computes_only_its_own_days_and_is_redriven_as_it_was_planned(conn, twin):
+    # given a full run, then daytime edits on two days ten days apart, each with the days before it that its owners
+    # reach: stale days with ten unselected ones between them, in one chunk of at most 7 days
+    populate(conn, twin, seed_value=9, visits=800)
+    first, second = RANGE_START + timedelta(days=20), RANGE_START + timedelta(days=30)
+    late_owners([first - timedelta(days=2), first - timedelta(days=1), second - timedelta(days=2),
+                 second - timedelta(days=1)], conn, twin)
+    drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    earlier = {d.date: d.run_id for d in freshness.day_states(conn, RANGE_START, RANGE_END)}
+    cancel_daytime(first, 2, conn, twin)
+    cancel_daytime(second, 2, conn, twin)
+    stale = sorted(d for d, s in states(conn).items() if s == "STALE")
+    assert first in stale and second in stale and len(stale) <= 7
+    # when a stale run plans them and its chunk fails, then the run is redriven
+    failed = drive(conn, RANGE_START, RANGE_END, stale=True, chunk_days=7, fault_days=frozenset({stale[0]}))
+    assert failed["status"] == "FAILED" and failed["chunk_days"] == [stale]
+    redriven = redrive(conn, failed["run_id"])
+    # then the redrive computed exactly the chunk's days: the days between them keep the run that computed them
+    assert redriven["status"] == "SUCCEEDED", redriven["error"]
+    after = {d.date: d.run_id for d in freshness.day_states(conn, RANGE_START, RANGE_END)}
+    assert {d for d in after if after[d] != earlier[d]} == set(stale)
+    assert set(states(conn).values()) == {"FRESH"}
+    # and the output is a full run's: no conflict of a day between them was resolved or rewritten
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
+    assert_matches_oracle(conn, RANGE_START, RANGE_END)
 
 
 def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, twin):
@@ -670,19 +704,38 @@ def test_an_edit_committed_during_staging_is_in_neither_the_staged_rows_nor_the_
 @pytest.mark.parametrize("sizing", [fixed_sizing(3, 10**9), fixed_sizing(31, 250),
                                     adaptive_sizing(Throughput(100.0, "test"), chunk_days=31, target_chunk_seconds=2,
                                                     worker_timeout_s=300, concurrency=4)])
-def test_a_plan_of_selected_days_covers_exactly_them_in_contiguous_chunks(sizing):
+def test_a_plan_of_selected_days_covers_exactly_them_in_chunks_that_own_only_them(sizing):
     # given a window with selected days in three runs (one of a single day), loads on every day
     start = date(2026, 10, 1)
     selected = {start + timedelta(days=d) for d in [*range(2, 9), 12, *range(20, 27)]}
     loads = {start + timedelta(days=d): 40 + 7 * d for d in range(30)}
     # when they are planned
     chunks = plan_window(start, start + timedelta(days=29), loads, sizing, selected=selected)
-    # then every selected day is in exactly one chunk, no other day is, and chunks hold only selected days
-    covered = [d for c in chunks for d in days_between(c.start, c.end)]
-    assert sorted(covered) == sorted(selected)
+    # then every selected day is owned by exactly one chunk and no other day is; a chunk's range runs from its first
+    # owned day to its last, the ranges in date order without overlaps
+    owned = [d for c in chunks for d in c.owned_days()]
+    assert owned == sorted(selected)
+    assert all(c.owned is not None and (c.owned[0], c.owned[-1]) == (c.start, c.end) for c in chunks)
+    assert all(a.end < b.start for a, b in itertools.pairwise(chunks))
     assert [c.chunk_id for c in chunks] == list(range(1, len(chunks) + 1))
-    assert all(c.estimated_rows == sum(loads[d] for d in days_between(c.start, c.end)) for c in chunks)
+    # and a chunk's estimate is the load of its owned days only, within the day limit
+    assert all(c.estimated_rows == sum(loads[d] for d in c.owned_days()) for c in chunks)
     assert all(c.days <= sizing.chunk_days for c in chunks)
+
+
+def test_scattered_selected_days_fill_the_concurrency_instead_of_a_chunk_per_stretch():
+    # given three stretches of two selected days, far apart (edits spread over a horizon), equal loads, and an
+    # adaptive sizing for two chunks at once whose cap holds them all
+    start = date(2026, 6, 1)
+    selected = {start + timedelta(days=d) for d in (21, 22, 43, 44, 65, 66)}
+    loads = {start + timedelta(days=d): 10_000 for d in range(90)}
+    sizing = adaptive_sizing(Throughput(1_000_000.0, "test"), chunk_days=31, target_chunk_seconds=2,
+                             worker_timeout_s=300, concurrency=2)
+    # when they are planned
+    chunks = plan_window(start, start + timedelta(days=89), loads, sizing, selected=selected)
+    # then they make two chunks of three days (one round of two workers), not three chunks of two (two rounds)
+    assert [c.owned_days() for c in chunks] == [sorted(selected)[:3], sorted(selected)[3:]]
+    assert [c.estimated_rows for c in chunks] == [30_000, 30_000]
 
 
 def test_a_plan_of_no_selected_days_has_no_chunks():
@@ -798,7 +851,7 @@ def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_other
     run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
     # then of the later days it staged the visits starting by the owner's new end plus 2 h (22:10, included) and
     # none after (22:11, or 01:59 three days later), and the result is a full run's, with the new 120-minute pair
-    assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
+    assert {d for days in run["chunk_days"] for d in days} == set(days_between(
         owner_day - timedelta(days=2), owner_day))
     assert staged == {1, 2, 3}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
@@ -841,7 +894,7 @@ def test_of_a_partner_day_a_staging_stages_only_the_visits_of_caregivers_whose_l
     run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
     # then of the next day it staged caregiver 7's visits up to its owner's end plus 2 h, caregiver 8's early visit and
     # not its other one (no owner of caregiver 8 ends late enough), and the result is a full run's
-    assert {d for a, b in run["chunk_ranges"] for d in days_between(a, b)} == set(days_between(
+    assert {d for days in run["chunk_days"] for d in days} == set(days_between(
         owner_day - timedelta(days=2), owner_day))
     assert staged == {1, 2, 3, 9, 10}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)

@@ -38,11 +38,11 @@ def _staged_run(conn, execution: str = "plans") -> dict[str, Any]:
     return run
 
 
-def _plan(conn, run_id: int, chunk_start: date, chunk_end: date) -> dict[str, Any]:
+def _plan(conn, run_id: int, chunk_start: date, chunk_end: date, days: list[date] | None = None) -> dict[str, Any]:
     with conn.cursor() as cur:
         db.set_local(conn, **tasks.STATEMENT_SETTINGS)
         cur.execute("EXPLAIN (FORMAT JSON) " + db.load_sql("tasks/apply_chunk_conflicts"),
-                    {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end})
+                    {"run_id": run_id, "chunk_start": chunk_start, "chunk_end": chunk_end, "days": days})
         plan = cur.fetchone()[0][0]["Plan"]
     conn.rollback()
     return plan
@@ -54,14 +54,19 @@ def population(conn):
     return conn
 
 
-@pytest.mark.parametrize(("chunk_start", "chunk_end"), [(START, END), (date(2026, 10, 3), date(2026, 10, 3))],
-                         ids=["whole-window", "one-day"])
-def test_partners_are_found_by_an_index_range_scan_on_the_band_index(population, chunk_start, chunk_end):
+CHUNKS = [(START, END, None), (date(2026, 10, 3), date(2026, 10, 3), None),
+          # a stale run's chunk owning two days of its range (etl.chunks.owned_days)
+          (date(2026, 10, 2), date(2026, 10, 5), [date(2026, 10, 2), date(2026, 10, 5)])]
+CHUNK_IDS = ["whole-window", "one-day", "owned-days"]
+
+
+@pytest.mark.parametrize(("chunk_start", "chunk_end", "days"), CHUNKS, ids=CHUNK_IDS)
+def test_partners_are_found_by_an_index_range_scan_on_the_band_index(population, chunk_start, chunk_end, days):
     # given a freshly staged population
     conn = population
     run = _staged_run(conn)
     # when Task 02 is planned for a chunk
-    plan = _plan(conn, run["run_id"], chunk_start, chunk_end)
+    plan = _plan(conn, run["run_id"], chunk_start, chunk_end, days)
     nodes = list(_nodes(plan))
     # then the band CTE reads partners by a range scan on staged_visits_band_idx, under a nested loop
     index = f"staged_visits_{run['run_id']}_band_idx"
@@ -76,12 +81,11 @@ def test_partners_are_found_by_an_index_range_scan_on_the_band_index(population,
     assert loops, "the owners do not drive a nested loop over the band index"
 
 
-@pytest.mark.parametrize(("chunk_start", "chunk_end"), [(START, END), (date(2026, 10, 3), date(2026, 10, 3))],
-                         ids=["whole-window", "one-day"])
-def test_no_join_on_caregiver_alone_and_no_seq_scan_of_staging_for_partners(population, chunk_start, chunk_end):
+@pytest.mark.parametrize(("chunk_start", "chunk_end", "days"), CHUNKS, ids=CHUNK_IDS)
+def test_no_join_on_caregiver_alone_and_no_seq_scan_of_staging_for_partners(population, chunk_start, chunk_end, days):
     conn = population
     run = _staged_run(conn)
-    plan = _plan(conn, run["run_id"], chunk_start, chunk_end)
+    plan = _plan(conn, run["run_id"], chunk_start, chunk_end, days)
     for node, under in _nodes(plan):
         condition = node.get("Hash Cond", "") + node.get("Merge Cond", "")
         assert not (node["Node Type"] in ("Hash Join", "Merge Join") and "caregiver_id" in condition), \

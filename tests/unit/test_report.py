@@ -264,3 +264,17 @@ def test_a_run_report_given_days_carries_their_calendar_and_one_without_has_none
     assert 'data-section="freshness"' in report.render(data, days=FRESH_DAYS)
     assert 'data-days="14"' in report.render(data, days=FRESH_DAYS)
     assert 'data-section="freshness"' not in report.render(data)
+
+
+def test_a_stale_chunk_says_which_days_of_its_range_it_computed():
+    # given a stale run's chunk owning two days ten days apart, and a failed one owning one day between them
+    owned = [date(2026, 10, 1), date(2026, 10, 11)]
+    page = report.render(_data(_run(status="FAILED", window_end=date(2026, 10, 12)),
+                               [_chunk(1, 1, chunk_end=owned[-1], owned_days=owned),
+                                _chunk(2, 12, status="FAILED", owned_days=[date(2026, 10, 12)])],
+                               [_attempt(1, 1, 30, 40), _attempt(2, 1, 30, 41, outcome="FAILED", error="boom")]))
+    # then the chunk table gives its range with the count and the list of its own days
+    assert 'title="the days it computed: 2026-10-01, 2026-10-11">(2 days)</span>' in page
+    # and a failed chunk leaves only its own days marked as not this run's on the conflicts chart, not its range
+    assert report.geometry.stale_days(_data(_run(), [_chunk(1, 1, chunk_end=owned[-1], owned_days=owned,
+                                                            status="FAILED")], []).chunks) == set(owned)

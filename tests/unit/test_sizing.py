@@ -116,6 +116,19 @@ def test_split_cuts_a_chunk_where_its_rows_halve():
     assert split_chunk(single, loads, first_chunk_id=9) == [single]
 
 
+def test_split_of_a_chunk_owning_some_days_cuts_between_them_and_ignores_the_others():
+    # given a stale run's chunk owning two stretches of days, with heavy unowned days between them (partner rows)
+    owned = (START, START + timedelta(days=1), START + timedelta(days=10), START + timedelta(days=11))
+    loads = {**dict.fromkeys(days_between(START, owned[-1]), 1_000), **dict.fromkeys(owned, 10)}
+    chunk = Chunk(3, owned[0], owned[-1], 40, owned=owned)
+    # when it is split, then each half owns one stretch, its range at its owned ends, its rows theirs alone
+    halves = split_chunk(chunk, loads, first_chunk_id=9)
+    assert [(c.chunk_id, c.start, c.end, c.owned, c.estimated_rows, c.days) for c in halves] == [
+        (9, owned[0], owned[1], owned[:2], 20, 2), (10, owned[2], owned[3], owned[2:], 20, 2)]
+    one_day = Chunk(4, owned[2], owned[2], 10, owned=owned[2:3])
+    assert split_chunk(one_day, loads, first_chunk_id=9) == [one_day]
+
+
 def test_budget_counts_history_events_and_map_input():
     chunks = plan_window(START, START + timedelta(days=364), {}, fixed_sizing(chunk_days=1, max_chunk_rows=1))
     used = budget(chunks)
