@@ -134,3 +134,20 @@ def test_the_emulators_start_is_out_of_the_collectors_reach_while_it_runs(databa
     # then it was a large heap, and it is back in the collector's reach once the emulator closed
     assert frozen > 100_000, frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_json_paths_are_parsed_once_while_the_emulator_runs_and_restored_after():
+    # given moto's JSONPath parse, as its interpreter calls it
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    from chunking import emulator
+
+    original = vars(json_path)["parse"]
+    with emulator._json_paths_parsed_once():
+        # when one path is evaluated twice against different data, then it is parsed once and each answer is its own
+        first = vars(json_path)["parse"]("$.run.max_concurrency")
+        assert vars(json_path)["parse"]("$.run.max_concurrency") is first
+        assert json_path.extract_json("$.run.max_concurrency", {"run": {"max_concurrency": 2}}) == 2
+        assert json_path.extract_json("$.run.max_concurrency", {"run": {"max_concurrency": 3}}) == 3
+    # and afterwards moto's own parse is back
+    assert vars(json_path)["parse"] is original
