@@ -94,6 +94,21 @@ def test_no_join_on_caregiver_alone_and_no_seq_scan_of_staging_for_partners(popu
             assert under == ("CTE owners",), f"a sequential scan of the staging table under {under}"
 
 
+def test_a_run_that_filled_the_conflict_map_leaves_it_analysed(population):
+    # given a first run over an empty map, which its chunks fill
+    conn = population
+    run_window(conn, START.isoformat(), END.isoformat())
+    # then at its end, before any other run stages, the map's statistics describe what its chunks wrote (the next
+    # run's freshness check, staging and fingerprint read plan against them, and do not pay for the ANALYZE)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM conflict.conflict_visit_maps")
+        mapped = cur.fetchone()[0]
+        cur.execute("SELECT reltuples FROM pg_class WHERE oid = 'conflict.conflict_visit_maps'::regclass")
+        tuples = cur.fetchone()[0]
+    conn.rollback()
+    assert mapped > 0 and tuples == mapped
+
+
 def test_staging_ends_with_analyze_of_staged_visits_and_of_the_conflict_map(population):
     # given a first run, so that the conflict map holds rows, then a second run's staging
     conn = population
