@@ -124,8 +124,9 @@ def read_fingerprints(conn: Connection, days: Sequence[date]) -> list[dict[str, 
 def fingerprints_beside(conn: Connection, days: Sequence[date],
                         reader: Callable[[], Connection] | None) -> Iterator[Callable[[], list[dict[str, Any]] | None]]:
     """Inside the staging transaction: read its fingerprints (:func:`read_fingerprints`) on a second connection
-    (``reader()``), in the snapshot this transaction exports, on a thread, while this one loads the staging (a
-    serial INSERT): one core each, instead of one after the other (0.2 s of a 650k-visit staging).
+    (``reader()``), in the snapshot this transaction exports, on a thread, while this one loads, indexes and
+    analyses the staging (a serial INSERT, then the index builds): one core each, instead of one after the other
+    (0.2 s of a 650k-visit staging).
     Yields a function that waits for the rows (raising what the read raised); on the way out the read has always
     ended, so the second connection is idle again. Without a ``reader`` it yields one that returns None: the rows
     are then read in this transaction, after the load (:func:`record_fingerprints`)."""

@@ -78,7 +78,7 @@ class StageResult:
 def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: date,
                  days: Sequence[date] | None = None, reader: Callable[[], Connection] | None = None) -> StageResult:
     """Task 01: restage the run's visits for a date range (only its owner ``days`` in it, for a stale run), sync
-    its rejections, record the source fingerprints of what it read, then ANALYZE. Commits.
+    its rejections, index and ANALYZE the staging, and record the source fingerprints of what it read. Commits.
 
     The run row is locked first, so staging never changes under a chunk in flight. The run's staging is its
     own partition (schema 004): dropped and created empty, loaded, then indexed and analysed once, all in one
@@ -111,9 +111,11 @@ def stage_visits(conn: Connection, run_id: int, range_start: date, range_end: da
             counted = db.fetch_one(conn, "tasks/count_staged_visits", params)
             assert row is not None and counted is not None
             result = StageResult(**{k: int(v) for k, v in {**counted, **row}.items()})
+            # indexed and analysed before the fingerprints are awaited: the read beside goes on meanwhile (it
+            # outlasted the load by 50-75 ms in a stale run of 6 days, whose staging reads 18 days)
+            db.execute(conn, "tasks/index_staged_visits", key)
+            db.execute(conn, "tasks/analyze_staged_visits", key)
             freshness.record_fingerprints(conn, run_id, owner_days, rows=fingerprints())
-        db.execute(conn, "tasks/index_staged_visits", key)
-        db.execute(conn, "tasks/analyze_staged_visits", key)
         ledger.mark_staged(conn, run_id, result.staged_rows)
     with db.autocommit(conn):
         db.execute(conn, "tasks/analyze_conflict_maps")

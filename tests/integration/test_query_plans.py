@@ -10,6 +10,7 @@ Timings live in the benchmark, not here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -18,6 +19,7 @@ import psycopg2
 import pytest
 
 from chunking import db, ledger, seed, tasks
+from chunking.planner import fixed_sizing
 from tests.factories import run_window
 
 START, END = date(2026, 10, 1), date(2026, 10, 6)
@@ -107,6 +109,37 @@ def test_a_run_that_filled_the_conflict_map_leaves_it_analysed(population):
         tuples = cur.fetchone()[0]
     conn.rollback()
     assert mapped > 0 and tuples == mapped
+
+
+def test_chunk_writes_the_statistics_system_reports_after_the_runs_analyze_do_not_analyse_the_map_again(population):
+    # given a run whose chunks are applied by another session (a worker), reconciled while that session is still
+    # connected, so that its writes reach the statistics system only when it disconnects: after the ANALYZE
+    conn = population
+    run = ledger.begin_run(conn, execution_name="late-stats", trigger="test", executor="test", window_start=START,
+                           window_end=END, chunk_days=31, max_chunk_rows=None, max_concurrency=1)
+    tasks.stage_visits(conn, run["run_id"], START, END)
+    chunks = tasks.plan_run(conn, run, fixed_sizing(31, 10**9))
+    worker = psycopg2.connect(conn.dsn)
+    for chunk in chunks:
+        tasks.apply_chunk(worker, run_id=run["run_id"], chunk_id=chunk.chunk_id, chunk_start=chunk.start,
+                          chunk_end=chunk.end, worker="test", remaining_ms=lambda: 60_000, margin_ms=1_000,
+                          final_attempt=True)
+    assert tasks.reconcile_run(conn, run["run_id"]).status == "SUCCEEDED"
+    worker.close()
+    with conn.cursor() as cur:
+        for _ in range(100):  # the statistics system counts the chunks' writes as made since that ANALYZE
+            cur.execute("SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+                        "WHERE relid = 'conflict.conflict_visit_maps'::regclass")
+            modified, live = cur.fetchone()
+            conn.rollback()
+            if modified > 50 + 0.1 * live:
+                break
+            time.sleep(0.05)
+        # when the next staging asks whether the map changed enough, then it has not: its writes are counted from the
+        # ledger, as made before that ANALYZE (schema 16)
+        cur.execute("SELECT etl.analyze_conflict_maps_if_changed()")
+        assert cur.fetchone()[0] is False
+    conn.rollback()
 
 
 def test_staging_ends_with_analyze_of_staged_visits_and_of_the_conflict_map(population):
