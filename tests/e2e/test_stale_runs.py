@@ -97,3 +97,45 @@ def test_freshness_prints_a_calendar_and_never_computed_days(conn, etl):
 def test_freshness_refuses_half_a_range(etl):
     result = etl("freshness", "--start", "2026-10-01")
     assert result.code == 2 and "give both --start and --end" in result.err
+
+
+def test_a_stale_chunk_over_days_it_skips_fails_and_is_redriven_from_the_dead_letter_queue(conn, etl, monkeypatch):
+    # given a full run, then daytime cancellations on two days nine days apart (each with the late owners before it
+    # that reach its daytime), so that a stale run in chunks of up to 7 days owns them in one chunk with days between
+    seed.seed_visits(conn, visits=2_000, start=START, days=25, seed=43, caregiver_count=40)
+    edited = [START + timedelta(days=5), START + timedelta(days=14)]
+    late_owners([d - timedelta(days=k) for d in edited for k in (2, 1)], conn)
+    full = etl("run", "--local", *WINDOW, *CHUNKS, "--json")
+    assert full.code == 0, full.err
+    with conn.cursor() as cur:
+        for day in edited:
+            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = "
+                        "(SELECT min(visit_id) FROM analytics.visits WHERE visit_date = %s "
+                        "AND coalesce(clock_in, scheduled_start) BETWEEN visit_date + interval '8 hours' "
+                        "AND visit_date + interval '18 hours')", (day,))
+    conn.commit()
+    stale = [d["date"] for d in etl("freshness", *WINDOW, "--json").json["days"] if d["state"] == "STALE"]
+    assert len(stale) == 6 and {d.isoformat() for d in edited} <= set(stale)
+    # when the stale run's one chunk fails every attempt (a fault drill on its first day)
+    for name, value in {"ETL_MAX_RECEIVE_COUNT": "2", "ETL_RETRY_BASE_MS": "50", "ETL_RETRY_MAX_MS": "100",
+                        "ETL_FAULT_CHUNKS": stale[0]}.items():
+        monkeypatch.setenv(name, value)
+    failed = etl("run", "--local", "--stale", *WINDOW, "--chunk-days", "7", "--max-chunk-rows", "1000000", "--json")
+    # then the run failed, naming the chunk's range; the preview of its redrive finds it in the dead-letter queue
+    assert failed.code == 1 and failed.json["status"] == "FAILED"
+    assert [(c["chunk_start"], c["chunk_end"]) for c in failed.json["failed_chunks"]] == [(stale[0], stale[-1])]
+    dry = etl("redrive", "--run-id", str(failed.json["run_id"]), "--local", "--dry-run", "--json")
+    assert [c["in_dead_letter_queue"] for c in dry.json["would_redrive"]] == [True]
+    # and when the fault is gone and the run is redriven, it computes the six days, not the range's eighteen
+    monkeypatch.delenv("ETL_FAULT_CHUNKS")
+    redriven = etl("redrive", "--run-id", str(failed.json["run_id"]), "--local", "--json")
+    assert redriven.code == 0, redriven.err
+    assert (redriven.json["status"], redriven.json["chunks"], redriven.json["days"],
+            redriven.json["dead_letters_removed"]) == ("SUCCEEDED", 1, 6, 1)
+    shown = etl("freshness", *WINDOW, "--json").json["days"]
+    assert {d["state"] for d in shown} == {"FRESH"}
+    assert {d["date"] for d in shown if d["run_id"] == failed.json["run_id"]} == set(stale)
+    # and the output is the oracle's: nothing of the days between was resolved or rewritten
+    want, want_rejected = oracle.expected(oracle.load_visits(conn), START, END)
+    assert oracle.actual(conn, START, END) == want
+    assert {k: v for k, v in rejected(conn).items() if k in want_rejected} == want_rejected
