@@ -266,7 +266,7 @@ def stage_selection(conn: Connection, run_id: int, *, redrive: bool, chunk_ids: 
         return selected_days(conn, run_id)
     wanted = set(chunk_ids or ())
     pending = [c for c in ledger.unfinished_chunks(conn, run_id) if not wanted or c.chunk_id in wanted]
-    return sorted({d for c in pending for d in c.days})
+    return sorted({d for c in pending for d in c.computed_days()})
 
 
 def stale_plan(conn: Connection, start: date, end: date, sizing: Sizing) -> tuple[list[DayFreshness], list[Chunk]]:

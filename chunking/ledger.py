@@ -236,11 +236,9 @@ class Chunk(_Record):
     owned_days: list[date] | None = None
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def days(self) -> list[date]:
+    def computed_days(self) -> list[date]:
         """The days the chunk computes, in order: its owned days, or every day of its range."""
-        return list(self.owned_days) if self.owned_days is not None else planner.days_between(self.chunk_start,
-                                                                                             self.chunk_end)
+        return planner.computed_days(self.chunk_start, self.chunk_end, self.owned_days)
 
     @property
     def finished(self) -> bool:

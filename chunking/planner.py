@@ -59,9 +59,9 @@ class Chunk:
         """How many days the chunk computes."""
         return len(self.owned) if self.owned is not None else (self.end - self.start).days + 1
 
-    def owned_days(self) -> list[date]:
+    def computed_days(self) -> list[date]:
         """The days the chunk computes, in order."""
-        return list(self.owned) if self.owned is not None else days_between(self.start, self.end)
+        return computed_days(self.start, self.end, self.owned)
 
     def as_item(self) -> dict[str, object]:
         """The Map item the state machine fans out (small: the whole list counts toward 256 KB)."""
@@ -126,6 +126,12 @@ class PlanTooLarge(ValueError):
 def days_between(start: date, end: date) -> list[date]:
     """Every date of the inclusive range."""
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def computed_days(start: date, end: date, owned: Sequence[date] | None) -> list[date]:
+    """The days a chunk of ``[start, end]`` computes: the days it owns (a stale run's, ``etl.chunks.owned_days``),
+    or every day of its range. The one rule for the planner's, the ledger's and the report's chunks."""
+    return list(owned) if owned is not None else days_between(start, end)
 
 
 def plan_chunks(window_start: date, window_end: date, rows_by_day: Mapping[date, int], *,
@@ -250,7 +256,7 @@ def _balanced_cap(start: date, end: date, rows_by_day: Mapping[date, int], chunk
 def split_chunk(chunk: Chunk, rows_by_day: Mapping[date, int], first_chunk_id: int) -> list[Chunk]:
     """A chunk in two, cut at the day that best halves its rows (a chunk that ran out of time is redriven
     in pieces); a single day cannot be cut. A chunk that owns only some days of its range is cut between them."""
-    days = chunk.owned_days()
+    days = chunk.computed_days()
     if len(days) < 2:
         return [chunk]
     rows = [max(0, int(rows_by_day.get(d, 0))) for d in days]

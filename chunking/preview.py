@@ -120,7 +120,7 @@ def preview(conn: Connection, settings: Settings, window_start: date, window_end
 
 
 def _coverage(chunk: Chunk, days: list[dict[str, Any]]) -> dict[str, Any]:
-    owned = set(chunk.owned_days())
+    owned = set(chunk.computed_days())
     mine = [d for d in days if d["day"] in owned]
     covered = [d for d in mine if d["run_id"] is not None]
     oldest: datetime | None = min((d["finished_at"] for d in covered), default=None)

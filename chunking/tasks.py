@@ -217,7 +217,7 @@ def requeue_chunks(conn: Connection, run_id: int, chunk_ids: list[int] | None, s
     with db.write(conn):
         next_id = ledger.max_chunk_id(conn, run_id) + 1
         for r in rows:
-            rows_in = sum(loads.get(d, 0) for d in r.days)
+            rows_in = sum(loads.get(d, 0) for d in r.computed_days())
             chunk = Chunk(r.chunk_id, r.chunk_start, r.chunk_end, rows_in, sizing.estimate_ms(rows_in),
                           owned=tuple(r.owned_days) if r.owned_days is not None else None)
             if r.ran_out_of_time and chunk.days > 1:

@@ -29,7 +29,7 @@ def run_json(run: Run | None, chunks: list[Chunk], **extra: Any) -> dict[str, An
         "window_end": cell(run.window_end), "execution": run.execution_name, "chunks": len(live),
         "chunks_succeeded": sum(c.succeeded for c in live),
         "visits": run.count("visits"),
-        "days": sum(len(c.days) for c in live if c.succeeded),
+        "days": sum(len(c.computed_days()) for c in live if c.succeeded),
         **{k: run.count(k) for k in COUNTS},
         "rejected": int(run.rejected_rows or 0),
         "staged_rows": int(run.staged_rows or 0),

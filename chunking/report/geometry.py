@@ -472,9 +472,7 @@ class ConflictChart:
 
 def stale_days(chunks: Sequence[Chunk]) -> set[date]:
     """Days whose chunk did not succeed: their conflicts are not this run's."""
-    return {d for c in chunks if c.status not in ("SUCCEEDED", "SUPERSEDED")
-            for d in (c.owned_days if c.owned_days is not None else
-                      [date.fromordinal(n) for n in range(c.chunk_start.toordinal(), c.chunk_end.toordinal() + 1)])}
+    return {d for c in chunks if c.status not in ("SUCCEEDED", "SUPERSEDED") for d in c.computed_days()}
 
 
 def layout_conflicts(days: Sequence[ConflictDay], stale: set[date], variant: Variant) -> ConflictChart:

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 from chunking import db
 from chunking.db import Connection
 from chunking.errors import InputError
+from chunking.planner import computed_days
 
 COUNTS = ("inserted", "updated", "resolved", "reopened", "unchanged")
 LOCAL_EXECUTOR_PREFIX = "local:"  # chunking.ledger.local_executor
@@ -85,6 +86,10 @@ class Chunk:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Chunk:
         return _from_row(cls, row)
+
+    def computed_days(self) -> list[date]:
+        """The days the chunk computes, in order (:func:`chunking.planner.computed_days`)."""
+        return computed_days(self.chunk_start, self.chunk_end, self.owned_days)
 
     def count(self, name: str) -> int:
         return int(getattr(self, name) or 0)

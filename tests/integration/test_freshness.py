@@ -81,7 +81,7 @@ def _finish(conn: psycopg2.extensions.connection, event: dict[str, Any], after: 
     outcome = pipeline.reconcile(event, conn)
     run = ledger.get_run(conn, run_id)
     conn.rollback()
-    owned = {c.chunk_id: c.days for c in ledger.list_chunks(conn, run_id)}
+    owned = {c.chunk_id: c.computed_days() for c in ledger.list_chunks(conn, run_id)}
     conn.rollback()
     # per planned chunk, in order, the days it computes (its whole range, or a stale run's selected days in it)
     return {**run, "planned": plan["count"], "outcome": outcome,
@@ -485,7 +485,7 @@ def test_a_stale_run_records_which_days_it_took_and_why(conn):
     # in chunks of 3 of the selected days in date order, whatever lies between them (the fixed sizing's 3 days)
     selected = sorted(got)
     assert run["chunk_days"] == [selected[i:i + 3] for i in range(0, len(selected), 3)]
-    assert [c.owned_days() for c in preview_chunks] == run["chunk_days"]
+    assert [c.computed_days() for c in preview_chunks] == run["chunk_days"]
     assert {d.date: (d.reason, d.cause_day) for d in preview_days} == got
     assert run["visits"] == sum(1 for v in load(conn).values() if v["visit_date"] in got and
                                 v["status"] != "CANCELLED") - sum(1 for d, _ in rejections(conn).values() if d in got)
@@ -713,13 +713,13 @@ def test_a_plan_of_selected_days_covers_exactly_them_in_chunks_that_own_only_the
     chunks = plan_window(start, start + timedelta(days=29), loads, sizing, selected=selected)
     # then every selected day is owned by exactly one chunk and no other day is; a chunk's range runs from its first
     # owned day to its last, the ranges in date order without overlaps
-    owned = [d for c in chunks for d in c.owned_days()]
+    owned = [d for c in chunks for d in c.computed_days()]
     assert owned == sorted(selected)
     assert all(c.owned is not None and (c.owned[0], c.owned[-1]) == (c.start, c.end) for c in chunks)
     assert all(a.end < b.start for a, b in itertools.pairwise(chunks))
     assert [c.chunk_id for c in chunks] == list(range(1, len(chunks) + 1))
     # and a chunk's estimate is the load of its owned days only, within the day limit
-    assert all(c.estimated_rows == sum(loads[d] for d in c.owned_days()) for c in chunks)
+    assert all(c.estimated_rows == sum(loads[d] for d in c.computed_days()) for c in chunks)
     assert all(c.days <= sizing.chunk_days for c in chunks)
 
 
@@ -734,7 +734,7 @@ def test_scattered_selected_days_fill_the_concurrency_instead_of_a_chunk_per_str
     # when they are planned
     chunks = plan_window(start, start + timedelta(days=89), loads, sizing, selected=selected)
     # then they make two chunks of three days (one round of two workers), not three chunks of two (two rounds)
-    assert [c.owned_days() for c in chunks] == [sorted(selected)[:3], sorted(selected)[3:]]
+    assert [c.computed_days() for c in chunks] == [sorted(selected)[:3], sorted(selected)[3:]]
     assert [c.estimated_rows for c in chunks] == [30_000, 30_000]
 
 
