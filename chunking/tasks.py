@@ -471,8 +471,10 @@ def reconcile_run(conn: Connection, run_id: int, *, driver: str | None = None) -
         assert finished is not None
         db.execute(conn, "tasks/clear_staged_visits", {"run_id": run_id})
     # the run that changed the map refreshes its statistics (when it changed enough), so that the next run's steps
-    # plan against them instead of paying for it: 0.1 s of the first stale run after a full run filled the map
-    with db.autocommit(conn):
+    # plan against them instead of paying for it: 0.1 s of the first stale run after a full run filled the map. Best
+    # effort, after the run is closed: a failure here must not fail the step (its retry would find the run closed),
+    # and the next staging refreshes them anyway
+    with contextlib.suppress(EtlError), db.autocommit(conn):
         db.execute(conn, "tasks/analyze_conflict_maps")
     return RunOutcome(
         run_id=run_id, status=status, error=error, chunks=len(chunks),
