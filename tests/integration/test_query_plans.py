@@ -161,6 +161,7 @@ def test_chunk_writes_the_statistics_system_reports_after_the_runs_analyze_do_no
             if modified > 50 + 0.1 * live:
                 break
             time.sleep(0.05)
+        assert modified > 50 + 0.1 * live, "the worker's writes never reached the statistics system: nothing tested"
         # when the next staging asks whether the map changed enough, then it has not: its writes are counted from the
         # ledger, as made before that ANALYZE (schema 16)
         cur.execute("SELECT etl.analyze_conflict_maps_if_changed()")
