@@ -200,7 +200,8 @@ def _window_options(required: bool, default_text: str = "the scheduled window") 
 
 CHUNK_DAYS_OPTION = click.option(
     "--chunk-days", type=Whole(1, DEFAULTS.max_window_days),
-    help=describe("At most this many days per chunk.", env=CHUNK_DAYS, default=DEFAULTS.chunk_days,
+    help=describe("At most this many days per chunk (a stale run's: of the days it computes, not of its range).",
+                  env=CHUNK_DAYS, default=DEFAULTS.chunk_days,
                   bounds=_bounds(1, DEFAULTS.max_window_days)))
 MAX_CHUNK_ROWS_OPTION = click.option(
     "--max-chunk-rows", type=Whole(1, INT4_MAX),

@@ -1,7 +1,8 @@
--- Task 02 for one chunk: compute the conflicts whose conflict date is one of the chunk's days and apply them (its
--- days: those of [chunk_start, chunk_end], or only the listed ones, days, when a stale run's chunk skips the days
--- between its selected ones: etl.chunks.owned_days, schema 15; each condition on them reads "in the chunk" below): insert new pairs, update changed ones, reopen RESOLVED ones, resolve the chunk's ACTIVE
--- rows whose pair no longer conflicts; rows whose stored values already match are not written.
+-- Task 02 for one chunk: compute the conflicts whose conflict date is one of the chunk's days and apply them: insert
+-- new pairs, update changed ones, reopen RESOLVED ones, resolve the chunk's ACTIVE rows whose pair no longer
+-- conflicts; rows whose stored values already match are not written. The chunk's days are those of [chunk_start,
+-- chunk_end], or only the listed ones (days) when a stale run's chunk skips the days between its selected ones
+-- (etl.chunks.owned_days, schema 15); "in this chunk" below means one of them.
 -- A pair is owned by the visit with the smaller (visit_date, visit_id): it is found once, by one chunk.
 -- Plan shapes: every chunk must cost in proportion to its own rows, whatever the statistics say and whatever
 -- sibling chunks write meanwhile. A first run plans against a conflict map analysed empty (zero pages): the
