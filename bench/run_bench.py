@@ -63,9 +63,10 @@ HANDLERS = ("validate_config", "stage_visits", "plan_chunks", "reconcile_run", "
 START = date(2026, 1, 5)
 EXPLAIN_SIZES = (10_000, 100_000, 1_000_000)
 REFERENCE_VISITS = 650_000  # DESIGN.md's measurement: ~650k visits over 60 days, 5,000 caregivers
-# Every table that references etl.runs is emptied with it (schemas 005, 006, 011 and 013).
+# Every table that references etl.runs is emptied with it (schemas 005, 006, 011, 013 and 017).
 EMPTIED = ("etl.run_executions", "etl.source_fingerprints", "etl.source_reach", "etl.source_snapshots", "etl.day_state",
-           "etl.run_days", "etl.source_far_visits", "etl.chunk_attempts", "etl.chunks", "etl.staged_visits", "etl.runs",
+           "etl.run_days", "etl.source_far_visits", "etl.source_late_fingerprints", "etl.chunk_attempts", "etl.chunks",
+           "etl.staged_visits", "etl.runs",
            "conflict.conflict_visit_maps", "conflict.rejected_visits")
 
 # The measurements, in the order they run (and are printed).

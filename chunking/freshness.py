@@ -167,19 +167,23 @@ def fingerprints_beside(conn: Connection, days: Sequence[date],
 
 def record_fingerprints(conn: Connection, run_id: int, days: Sequence[date],
                         rows: list[dict[str, Any]] | None = None) -> None:
-    """Inside the staging transaction: record the fingerprints of every day it reads for these owner days and the
-    far visits of their ACTIVE conflicts (``rows``, as :func:`read_fingerprints` returns them, read in this
-    transaction's snapshot; when None, read now, in this transaction). Commits nothing."""
+    """Inside the staging transaction: record the fingerprints of every day it reads for these owner days, the
+    far visits of their ACTIVE conflicts, each owner day's reach and what its late caregivers reach of the next two
+    days (``rows``, as :func:`read_fingerprints` returns them, read in this transaction's snapshot; when None, read
+    now, in this transaction). Commits nothing."""
     if rows is None:
         rows = read_fingerprints(conn, days)
     parts = [r for r in rows if r["part"] is not None]
     far = [r for r in rows if r["far_visit_id"] is not None]
     reach = [r for r in rows if r["reach"] is not None]
+    late = [r for r in rows if r["dep_day"] is not None]
     db.execute(conn, "freshness/record_fingerprints", {
         "run_id": run_id, "days": [r["day"] for r in parts], "parts": [r["part"] for r in parts],
         "visits": [r["visits"] for r in parts], "hashes": [r["hash"] for r in parts],
         "far_days": [r["day"] for r in far], "far_visit_ids": [r["far_visit_id"] for r in far],
-        "reach_days": [r["day"] for r in reach], "reaches": [r["reach"] for r in reach]})
+        "reach_days": [r["day"] for r in reach], "reaches": [r["reach"] for r in reach],
+        "late_days": [r["day"] for r in late], "late_dep_days": [r["dep_day"] for r in late],
+        "late_visits": [r["visits"] for r in late], "late_hashes": [r["hash"] for r in late]})
 
 
 def mark_computed(conn: Connection, run_id: int, chunk_id: int, chunk_start: date, chunk_end: date,

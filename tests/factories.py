@@ -51,11 +51,19 @@ def visit(visit_id: int, day: str, start: str, end: str, *, caregiver: int = 1, 
 
 
 def late_owners(days: list[date], *conns: Connection, first_id: int = 700_000) -> None:
-    """On each day d, one owner as late as the rules allow: from d + 1 23:59 to d + 2 23:59 (it starts within a day
-    of its date and lasts 24 h), a caregiver of its own. Its reach (docs/freshness.md) is d + 3 01:59, so d depends
-    on every part of the days after it that the bound for any data allows: the derivation's widest case."""
-    owners = [visit(first_id + i, d.isoformat(), "47:59", "71:59", caregiver=first_id + i, provider=first_id + i)
-              for i, d in enumerate(days)]
+    """On each day d, for every caregiver of the population (read on the first connection) and one of its own, an
+    owner as late as the rules allow: from d + 1 23:59 to d + 2 23:59 (it starts within a day of its date and lasts
+    24 h), at an agency of its own. Its reach (docs/freshness.md) is d + 3 01:59, and every caregiver is late on d,
+    so d depends on every visit of the days after it that the bound for any data allows: the derivation's widest
+    case."""
+    with conns[0].cursor() as cur:
+        cur.execute("SELECT DISTINCT caregiver_id FROM analytics.visits ORDER BY 1")
+        caregivers = [row[0] for row in cur.fetchall()]
+    conns[0].rollback()
+    assert len(caregivers) < 999, "ids of 1000 per day"
+    owners = [visit(first_id + 1000 * i + j, d.isoformat(), "47:59", "71:59", caregiver=caregiver,
+                    provider=first_id + 1000 * i + j)
+              for i, d in enumerate(days) for j, caregiver in enumerate([*caregivers, first_id + 1000 * i + 999])]
     for c in conns:
         insert(c, *owners)
         c.commit()

@@ -2,10 +2,11 @@
 -- part of a day its result depends on has now another fingerprint than in the snapshot it was computed from, or a
 -- visit of one of its ACTIVE conflicts was deleted; FRESH otherwise. Day d depends on the days d .. d + partner_days,
 -- day d + k up to part etl.reach_part_limit (the visits its pairs can be made of: parts that begin at or before
--- the reach of its owners, recorded with its staging, and within the bound for any data), and on every part of the
--- days where the far visits of its ACTIVE conflicts now lie: the visits its staging found outside what d depends on
--- (a pair that moved to another date but still conflicts stays ACTIVE on d until the chunk of its new date rewrites
--- it). A visit of its other ACTIVE conflicts cannot move or go without changing a part d depends on.
+-- the reach of its owners, recorded with its staging, and within the bound for any data), of parts 2-3 of d + 1 and
+-- d + 2 only on the visits its late caregivers reach when its staging recorded them (schema 017), and on every
+-- part of the days where the far visits of its ACTIVE conflicts now lie: the visits its staging found outside what
+-- d depends on (a pair that moved to another date but still conflicts stays ACTIVE on d until the chunk of its new
+-- date rewrites it). A visit of its other ACTIVE conflicts cannot move or go without changing what d depends on.
 WITH days AS (
     SELECT d::date AS day
     FROM generate_series(%(range_start)s::date, %(range_end)s::date, interval '1 day') AS d
@@ -27,14 +28,15 @@ far_visits AS (
                     AND f.visit_id IN (m.visit_id, m.conflict_visit_id))
 ),
 depends AS (
-    -- (day, a day it depends on, the highest part of it it depends on: up to the reach of its owners)
-    SELECT day, dep_day, max(max_part) AS max_part
-    FROM (SELECT c.day, c.day + k AS dep_day, etl.reach_part_limit(k, r.reach, c.day + k) AS max_part
+    -- (day, a day it depends on, the highest part of it it depends on: up to the reach of its owners; whether a far
+    -- visit lies there: then every part of it, whole)
+    SELECT day, dep_day, max(max_part) AS max_part, bool_or(far) AS far
+    FROM (SELECT c.day, c.day + k AS dep_day, etl.reach_part_limit(k, r.reach, c.day + k) AS max_part, false AS far
           FROM computed c
           CROSS JOIN generate_series(0, %(partner_days)s) AS k
           LEFT JOIN etl.source_reach r ON r.run_id = c.run_id AND r.stage_no = c.stage_no AND r.day = c.day
           UNION ALL
-          SELECT fv.day, fv.visit_date, 3::smallint FROM far_visits fv WHERE fv.visit_date IS NOT NULL) x
+          SELECT fv.day, fv.visit_date, 3::smallint, true FROM far_visits fv WHERE fv.visit_date IS NOT NULL) x
     GROUP BY day, dep_day
 ),
 far_days AS (
@@ -70,11 +72,16 @@ recorded_whole AS MATERIALIZED (
 recorded_days AS (
     -- per computed day and day it depends on: the whole day as its staging recorded it (NULL: not recorded), by a
     -- hash join (a lookup per dependency read every part of every day of the staging, as its key leads with the run:
-    -- 85 ms of 0.57 s at 90 days)
-    SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, w.visits, w.hash
+    -- 85 ms of 0.57 s at 90 days); and whether its parts 2-3 count only through the visits the computed day's late
+    -- caregivers reach (late: its staging recorded those, schema 017, and no far visit lies there), with their
+    -- fingerprint then
+    SELECT d.day, d.dep_day, d.max_part, c.run_id, c.stage_no, w.visits, w.hash,
+           (l.day IS NOT NULL AND d.max_part >= 2 AND NOT d.far) AS late, l.visits AS late_visits, l.hash AS late_hash
     FROM depends d
     JOIN computed c ON c.day = d.day
     LEFT JOIN recorded_whole w ON w.run_id = c.run_id AND w.stage_no = c.stage_no AND w.day = d.dep_day
+    LEFT JOIN etl.source_late_fingerprints l ON l.run_id = c.run_id AND l.stage_no = c.stage_no AND l.day = d.day
+                                            AND l.dep_day = d.dep_day
 ),
 anchors AS (
     -- per day depended on: the staging that recorded it whole (its four parts) in the latest snapshot, if every row
@@ -132,17 +139,33 @@ current_parts AS MATERIALIZED (
     WHERE r.visit_date IN (SELECT dep_day FROM suspects)
     GROUP BY r.visit_date, r.before_22h, r.before_2h, r.before_26h
 ),
+late_now AS MATERIALIZED (
+    -- today's fingerprints of the visits of parts 2-3 of a suspect day that the late caregivers of the day depending
+    -- on it reach (a few pairs of days: one day of owners and one of visits each; etl.late_partner_rows)
+    SELECT s.day, s.dep_day, x.visits, x.hash
+    FROM (SELECT DISTINCT day, dep_day FROM suspects WHERE late) s
+    CROSS JOIN LATERAL (SELECT count(*) AS visits, coalesce(sum(l.hash), 0) AS hash
+                        FROM etl.late_partner_rows l
+                        WHERE l.day = s.day AND l.dep_day = s.dep_day) x
+),
 changed AS (
     -- per computed day: the days it depends on with a part whose fingerprint differs from the one its staging
-    -- recorded (an empty part is (0, 0) on both sides; a part its staging did not record counts as changed)
-    SELECT d.day, min(d.dep_day) AS first_changed, bool_or(d.dep_day = d.day) AS own_changed
-    FROM suspects d
-    CROSS JOIN LATERAL generate_series(0, d.max_part) AS p (part)
-    LEFT JOIN current_parts n ON n.day = d.dep_day AND n.part = p.part
-    LEFT JOIN etl.source_fingerprints f ON f.run_id = d.run_id AND f.stage_no = d.stage_no AND f.day = d.dep_day
-                                       AND f.part = p.part
-    WHERE f.day IS NULL OR (f.visits, f.hash) IS DISTINCT FROM (coalesce(n.visits, 0), coalesce(n.hash, 0))
-    GROUP BY d.day
+    -- recorded (an empty part is (0, 0) on both sides; a part its staging did not record counts as changed), parts
+    -- 2-3 of a late dependency by the visits its late caregivers reach
+    SELECT x.day, min(x.dep_day) AS first_changed, bool_or(x.dep_day = x.day) AS own_changed
+    FROM (SELECT d.day, d.dep_day
+          FROM suspects d
+          CROSS JOIN LATERAL generate_series(0, CASE WHEN d.late THEN 1 ELSE d.max_part END) AS p (part)
+          LEFT JOIN current_parts n ON n.day = d.dep_day AND n.part = p.part
+          LEFT JOIN etl.source_fingerprints f ON f.run_id = d.run_id AND f.stage_no = d.stage_no
+                                             AND f.day = d.dep_day AND f.part = p.part
+          WHERE f.day IS NULL OR (f.visits, f.hash) IS DISTINCT FROM (coalesce(n.visits, 0), coalesce(n.hash, 0))
+          UNION ALL
+          SELECT d.day, d.dep_day
+          FROM suspects d
+          JOIN late_now n ON n.day = d.day AND n.dep_day = d.dep_day
+          WHERE d.late AND (d.late_visits, d.late_hash) IS DISTINCT FROM (n.visits, n.hash)) x
+    GROUP BY x.day
 ),
 deleted AS (
     SELECT DISTINCT fv.day FROM far_visits fv WHERE fv.visit_date IS NULL

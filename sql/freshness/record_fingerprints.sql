@@ -1,6 +1,7 @@
 -- Inside the staging transaction: write what freshness/read_fingerprints read in its snapshot, under the run's
 -- current staging (stage_no = the run's redrives): the part fingerprints of the days it read, the far visits, the
--- reach of each owner day (schema 011), and the xmin of its snapshot (schema 013).
+-- reach of each owner day (schema 011), the xmin of its snapshot (schema 013), and the fingerprints of the visits of
+-- the next two days that each owner day's late caregivers reach (schema 017).
 WITH stage AS (
     SELECT r.run_id, r.redrives AS stage_no FROM etl.runs r WHERE r.run_id = %(run_id)s
 ),
@@ -23,6 +24,14 @@ reach AS (
     FROM stage s
     CROSS JOIN unnest(%(reach_days)s::date[], %(reaches)s::timestamp[]) AS r (day, reach)
     ON CONFLICT (run_id, stage_no, day) DO UPDATE SET reach = EXCLUDED.reach
+),
+late AS (
+    INSERT INTO etl.source_late_fingerprints (run_id, stage_no, day, dep_day, visits, hash)
+    SELECT s.run_id, s.stage_no, l.day, l.dep_day, l.visits, l.hash
+    FROM stage s
+    CROSS JOIN unnest(%(late_days)s::date[], %(late_dep_days)s::date[], %(late_visits)s::bigint[],
+                      %(late_hashes)s::numeric[]) AS l (day, dep_day, visits, hash)
+    ON CONFLICT (run_id, stage_no, day, dep_day) DO UPDATE SET visits = EXCLUDED.visits, hash = EXCLUDED.hash
 )
 INSERT INTO etl.source_fingerprints (run_id, stage_no, day, part, visits, hash)
 SELECT s.run_id, s.stage_no, f.day, f.part, f.visits, f.hash

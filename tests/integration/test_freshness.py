@@ -248,18 +248,20 @@ def rows(conn: psycopg2.extensions.connection) -> dict[int, tuple[Position, tupl
     return {k: ((v["visit_date"], part(v)), tuple(v[c] for c in READ)) for k, v in load(conn).items()}
 
 
-def changed_parts(before: dict[int, tuple[Position, tuple[Any, ...]]],
-                  after: dict[int, tuple[Position, tuple[Any, ...]]]) -> set[Position]:
-    """The (day, part)s whose rows differ: an inserted, deleted or changed visit changes the part it left and the
-    part it arrived in."""
-    return {pos for k in before.keys() | after.keys() if before.get(k) != after.get(k)
-            for pos, _ in filter(None, (before.get(k), after.get(k)))}
+Version = tuple[Position, tuple[Any, ...]]  # a visit's position and the values the rules read
 
 
-def reaches(visits: dict[int, tuple[Position, tuple[Any, ...]]]) -> dict[date, datetime]:
-    """Per day, the reach of its owners (docs/freshness.md, restated): the latest end of its visits that are not
-    cancelled, start before d + 2 and last more than nothing and at most 24 h, plus 2 h."""
-    ends: dict[date, datetime] = {}
+def changed_versions(before: dict[int, Version], after: dict[int, Version]) -> list[Version]:
+    """The versions of the visits that differ: an inserted, deleted or changed visit changes what it was (in the
+    part it left) and what it is (in the part it arrived in)."""
+    return [version for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+            for version in filter(None, (before.get(k), after.get(k)))]
+
+
+def owner_ends(visits: dict[int, Version]) -> dict[tuple[date, int], datetime]:
+    """Per day and caregiver, the latest end of its owners that can be eligible (docs/freshness.md, restated): not
+    cancelled, starting before d + 2, lasting more than nothing and at most 24 h."""
+    ends: dict[tuple[date, int], datetime] = {}
     for _, values in visits.values():
         v = dict(zip(READ, values, strict=True))
         start, end = v["clock_in"] or v["scheduled_start"], v["clock_out"] or v["scheduled_end"]
@@ -267,38 +269,70 @@ def reaches(visits: dict[int, tuple[Position, tuple[Any, ...]]]) -> dict[date, d
             continue
         if start < datetime.combine(v["visit_date"] + timedelta(days=2), time()) and start < end \
                 <= start + timedelta(hours=24):
-            ends[v["visit_date"]] = max(end, ends.get(v["visit_date"], end))
-    return {d: end + timedelta(hours=2) for d, end in ends.items()}
+            key = (v["visit_date"], v["caregiver_id"])
+            ends[key] = max(end, ends.get(key, end))
+    return ends
 
 
-def depends_on(day: date, position: Position, reach: datetime | None = None) -> bool:
+def reaches(visits: dict[int, Version]) -> dict[date, datetime]:
+    """Per day, the reach of its owners: their latest end plus 2 h."""
+    days: dict[date, datetime] = {}
+    for (day, _), end in owner_ends(visits).items():
+        days[day] = max(end, days.get(day, end))
+    return {d: end + timedelta(hours=2) for d, end in days.items()}
+
+
+def late_reaches(visits: dict[int, Version]) -> dict[date, dict[int, datetime]]:
+    """Per day, its late caregivers (an owner ending at or after the next midnight) and their reach: their latest
+    end plus 2 h."""
+    late: dict[date, dict[int, datetime]] = {}
+    for (day, caregiver), end in owner_ends(visits).items():
+        if end >= datetime.combine(day + timedelta(days=1), time()):
+            late.setdefault(day, {})[caregiver] = end + timedelta(hours=2)
+    return late
+
+
+def depends_on(day: date, version: Version, reach: datetime | None = None,
+               late: dict[int, datetime] | None = None) -> bool:
     """For any data, day d depends on all of d and d + 1, parts 0-2 of d + 2, 0-1 of d + 3 and 0 of d + 4; of
     those, given the reach of its owners, only on d itself and the parts that begin at or before the reach (part 0
-    at -infinity, 1 at e - 22 h, 2 at e + 2 h, 3 at e + 26 h of the day e it is part of)."""
-    on, p = position
+    at -infinity, 1 at e - 22 h, 2 at e + 2 h, 3 at e + 26 h of the day e it is part of); and of parts 2-3 of a later
+    day, only on the visits of a late caregiver of d (``late``: caregiver -> its reach) starting at or before its
+    reach."""
+    (on, p), values = version
     if on is None or not 0 <= (on - day).days <= tasks.PARTNER_DAYS or p > min(3, tasks.PARTNER_DAYS - (on - day).days):
         return False
+    if on == day:
+        return True
     begins = None if p == 0 else datetime.combine(on, time()) + timedelta(hours=(-22, 2, 26)[p - 1])
-    return on == day or reach is None or begins is None or begins <= reach
+    if not (reach is None or begins is None or begins <= reach):
+        return False
+    if p < 2:
+        return True
+    v = dict(zip(READ, values, strict=True))
+    caregiver_reach = (late or {}).get(v["caregiver_id"])
+    return caregiver_reach is not None and (v["clock_in"] or v["scheduled_start"]) <= caregiver_reach
 
 
 def derived_stale(conn: psycopg2.extensions.connection, before: dict[int, tuple[Position, tuple[Any, ...]]],
                   after: dict[int, tuple[Position, tuple[Any, ...]]], start: date, end: date) -> set[date]:
     """The derivation of docs/freshness.md, restated from the visits before and after the edits: day d is stale
-    when a part it depends on (given the reach of its owners before the edits) changed, or a visit of one of its
-    ACTIVE conflicts that lay outside what d depends on was deleted or now lies on a day with a changed part."""
-    changed = changed_parts(before, after)
+    when a visit it depends on (given the reach of its owners and of its late caregivers before the edits) changed,
+    or a visit of one of its ACTIVE conflicts that lay outside what d depends on was deleted or now lies on a day
+    with a changed visit."""
+    changed = changed_versions(before, after)
     with conn.cursor() as cur:
         cur.execute("SELECT m.conflict_date, p.visit_id FROM conflict.conflict_visit_maps m "
                     "CROSS JOIN LATERAL (VALUES (m.visit_id), (m.conflict_visit_id)) p (visit_id) "
                     "WHERE m.status = 'ACTIVE'")
         active = cur.fetchall()
     conn.rollback()
-    changed_days = {d for d, _ in changed}
-    reach = reaches(before)  # as the last staging saw it: the edits came after it
-    stale = {d for d in days_between(start, end) if any(depends_on(d, pos, reach.get(d)) for pos in changed)}
+    changed_days = {d for (d, _), _ in changed}
+    reach, late = reaches(before), late_reaches(before)  # as the last staging saw them: the edits came after it
+    stale = {d for d in days_between(start, end)
+             if any(depends_on(d, version, reach.get(d), late.get(d)) for version in changed)}
     stale |= {c for c, vid in active if start <= c <= end and vid in before
-              and not depends_on(c, before[vid][0], reach.get(c))
+              and not depends_on(c, before[vid], reach.get(c), late.get(c))
               and (vid not in after or after[vid][0][0] in changed_days)}
     return stale
 
@@ -373,30 +407,36 @@ def test_each_kind_of_edit_makes_stale_exactly_the_days_the_derivation_names(con
     assert 1 <= len(want) <= 2 * (tasks.PARTNER_DAYS + 1) + 2
 
 
+@pytest.mark.parametrize("caregiver", ["theirs", "another"])
 @pytest.mark.parametrize("owners", ["late", "evening"])
 @pytest.mark.parametrize(("start", "late_back", "evening_back"), [
     ("-23:00", 4, 4), ("-22:00", 3, 1), ("01:59", 3, 1), ("02:00", 2, 0), ("25:59", 2, 0), ("26:00", 1, 0)])
-def test_an_edit_makes_stale_only_the_days_whose_visits_can_pair_with_it(conn, owners, start, late_back,
+def test_an_edit_makes_stale_only_the_days_whose_visits_can_pair_with_it(conn, caregiver, owners, start, late_back,
                                                                          evening_back):
-    # given, on each of the 4 days before a day e, one owner: either as late as any data allows (from d + 1 23:59
-    # to d + 2 23:59, its reach d + 3 01:59) or ending in the evening (08:00 to 20:00, its reach d 22:00); and a full
-    # run over the range
+    # given, on each of the 4 days before a day e, one owner of caregiver 901: either as late as any data allows
+    # (from d + 1 23:59 to d + 2 23:59, its reach d + 3 01:59) or ending in the evening (08:00 to 20:00, its reach
+    # d 22:00); and a full run over the range
     edited = RANGE_START + timedelta(days=30)
     for k in range(1, tasks.PARTNER_DAYS + 1):
         d = (edited - timedelta(days=k)).isoformat()
         times = ("47:59", "71:59") if owners == "late" else ("08:00", "20:00")
-        insert(conn, visit(800_000 + k, d, *times, caregiver=900 + k, provider=k))
+        insert(conn, visit(800_000 + k, d, *times, caregiver=901, provider=k))
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
-    # when a visit dated e and starting at e + start is added (a part of e: 0 before -22 h, 1 to 2 h, 2 to 26 h)
+    # when a visit dated e and starting at e + start is added (a part of e: 0 before -22 h, 1 to 2 h, 2 to 26 h), of
+    # their caregiver or of another
     hours, minutes = (int(x) for x in start.split(":"))
     begins = datetime.combine(edited, time()) + timedelta(hours=hours, minutes=-minutes if hours < 0 else minutes)
     insert(conn, visit(900_001, begins.date().isoformat(), begins.strftime("%H:%M"),
-                       (begins + timedelta(hours=1)).strftime("%H:%M"), caregiver=999, visit_date=edited.isoformat()))
+                       (begins + timedelta(hours=1)).strftime("%H:%M"), caregiver=901 if caregiver == "theirs" else 999,
+                       visit_date=edited.isoformat()))
     # then e is STALE, and the days before it whose owners can reach that start. For owners as late as can be, the
     # bound for any data: 4 back from -22 h, 3 from 2 h, 2 from 26 h, 1 after. For owners ending at 20:00, only the
     # parts that begin by 22:00 of their day: part 0 (no beginning) 4 back, part 1 (from e - 22 h) 1 back, later
-    # parts none
+    # parts none. From part 2 on (e + 2 h), only a late owner of the visit's own caregiver reaches it: another
+    # caregiver's visit there makes only e stale
     days_back = late_back if owners == "late" else evening_back
+    if caregiver == "another" and begins >= datetime.combine(edited, time(2)):
+        days_back = 0
     want = {edited - timedelta(days=k) for k in range(days_back + 1)}
     assert {d for d, s in states(conn).items() if s == "STALE"} == want
 
@@ -500,6 +540,7 @@ def test_an_edit_committed_while_a_stale_run_is_in_flight_is_caught_by_the_next(
     # (the days before them reach their daytime: every day whose visits can pair with it depends on it)
     late_owners([first_edit - timedelta(days=k) for k in (2, 1, 0)], conn, twin)
     drive(conn, RANGE_START, RANGE_END, chunk_days=7)
+    drive(twin, RANGE_START, RANGE_END, chunk_days=7)  # the conflicts the edits resolve exist in both
     cancel_daytime(first_edit, 3, conn, twin)
 
     def upstream_edits(step: str) -> None:  # another session commits an edit while the run is in flight
@@ -611,6 +652,44 @@ def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, tw
     days = {d.date: d for d in freshness.day_states(conn, start, RANGE_END)}
     assert {d for d, s in days.items() if s.state == "STALE"} == {RANGE_END}
     assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", RANGE_END - timedelta(days=10))
+    drive(conn, start, RANGE_END, stale=True)
+    drive(twin, start, RANGE_END, chunk_days=7)
+    assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
+
+
+def test_the_visits_of_a_moved_pair_that_no_late_caregiver_of_its_old_date_reaches_are_still_tracked(conn, twin):
+    # given two overlapping visits of a caregiver at two agencies: one dated on the range's last day d, from 20:00 to
+    # 03:00 the next day (a late owner), one dated d + 1 from 02:30 to 04:00 (part 2 of d + 1, which that owner reaches)
+    start, last = RANGE_END - timedelta(days=6), RANGE_END
+    pair = [visit(1, last.isoformat(), "20:00", "27:00", provider=1, caregiver=7),
+            visit(2, last.isoformat(), "26:30", "28:00", provider=2, caregiver=7,
+                  visit_date=(last + timedelta(days=1)).isoformat())]
+    for c in (conn, twin):
+        insert(c, *pair)
+        drive(c, start, RANGE_END, chunk_days=7)
+    assert table(conn)[(1, 2)][1] == RANGE_END
+    # when both move a day later (still overlapping, so the pair is now dated d + 1, past the range) and a stale run
+    # covers the range
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET visit_date = visit_date + 1, scheduled_start = scheduled_start "
+                        "+ interval '1 day', scheduled_end = scheduled_end + interval '1 day'")
+        c.commit()
+    drive(conn, start, RANGE_END, stale=True)
+    drive(twin, start, RANGE_END, chunk_days=7)
+    # then, like a full run, it leaves the pair ACTIVE on d, whose owners are gone: no late caregiver of d reaches
+    # either visit (in the daytime of d + 1 and of d + 2), so they are its far visits
+    assert table(conn) == table(twin) and table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
+    assert set(states(conn, start, RANGE_END).values()) == {"FRESH"}
+    # and when the later one is cancelled, d is STALE (every part of the day a far visit lies on counts), and the
+    # next stale run resolves the pair as a full run does
+    for c in (conn, twin):
+        with c.cursor() as cur:
+            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = 2")
+        c.commit()
+    days = {d.date: d for d in freshness.day_states(conn, start, RANGE_END)}
+    assert {d for d, s in days.items() if s.state == "STALE"} == {RANGE_END}
+    assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", RANGE_END + timedelta(days=2))
     drive(conn, start, RANGE_END, stale=True)
     drive(twin, start, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
@@ -846,13 +925,13 @@ def test_a_stale_run_stages_the_partner_visits_its_owners_can_reach_and_no_other
         insert(c, *_reach_population(owner_day))
         drive(c, RANGE_START, RANGE_END, chunk_days=7)
     assert (1, 3) not in table(conn)  # a 130-minute gap: no conflict yet
-    # when the owner's end moves 10 minutes later (to 20:10) and a stale run recomputes its day and the days before
+    # when the owner's end moves 10 minutes later (to 20:10) and a stale run recomputes its day (the days before
+    # have no owner to reach it)
     _owner_ends_later(conn, twin)
     run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
     # then of the later days it staged the visits starting by the owner's new end plus 2 h (22:10, included) and
     # none after (22:11, or 01:59 three days later), and the result is a full run's, with the new 120-minute pair
-    assert {d for days in run["chunk_days"] for d in days} == set(days_between(
-        owner_day - timedelta(days=2), owner_day))
+    assert {d for days in run["chunk_days"] for d in days} == {owner_day}
     assert staged == {1, 2, 3}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
@@ -889,13 +968,12 @@ def test_of_a_partner_day_a_staging_stages_only_the_visits_of_caregivers_whose_l
     for c in (conn, twin):
         insert(c, *_reach_population(owner_day), *others)
         drive(c, RANGE_START, RANGE_END, chunk_days=7)
-    # when the owner ends 10 minutes later and a stale run recomputes its day and the days before
+    # when the owner ends 10 minutes later and a stale run recomputes its day (the days before have no owner)
     _owner_ends_later(conn, twin)
     run, staged = _staged_during(lambda: drive(conn, RANGE_START, RANGE_END, stale=True))
     # then of the next day it staged caregiver 7's visits up to its owner's end plus 2 h, caregiver 8's early visit and
     # not its other one (no owner of caregiver 8 ends late enough), and the result is a full run's
-    assert {d for days in run["chunk_days"] for d in days} == set(days_between(
-        owner_day - timedelta(days=2), owner_day))
+    assert {d for days in run["chunk_days"] for d in days} == {owner_day}
     assert staged == {1, 2, 3, 9, 10}
     drive(twin, RANGE_START, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and rejections(conn) == rejections(twin)
