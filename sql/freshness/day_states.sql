@@ -141,9 +141,12 @@ current_parts AS MATERIALIZED (
 ),
 late_now AS MATERIALIZED (
     -- today's fingerprints of the visits of parts 2-3 of a suspect day that the late caregivers of the day depending
-    -- on it reach (a few pairs of days: one day of owners and one of visits each; etl.late_partner_rows)
+    -- on it reach (a few pairs of days: one day of owners and one of visits each, 7 ms; etl.late_partner_rows); not
+    -- for a day whose own whole fingerprint differs (it is STALE whatever they are: after an upstream backfill of
+    -- the whole horizon, none of these lookups is made)
     SELECT s.day, s.dep_day, x.visits, x.hash
-    FROM (SELECT DISTINCT day, dep_day FROM suspects WHERE late) s
+    FROM (SELECT DISTINCT l.day, l.dep_day FROM suspects l
+          WHERE l.late AND NOT EXISTS (SELECT 1 FROM suspects o WHERE o.day = l.day AND o.dep_day = l.day)) s
     CROSS JOIN LATERAL (SELECT count(*) AS visits, coalesce(sum(l.hash), 0) AS hash
                         FROM etl.late_partner_rows l
                         WHERE l.day = s.day AND l.dep_day = s.dep_day) x
