@@ -621,75 +621,58 @@ def test_a_stale_chunk_computes_only_its_own_days_and_is_redriven_as_it_was_plan
     assert_matches_oracle(conn, RANGE_START, RANGE_END)
 
 
-def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, twin):
+# Two overlapping visits of a caregiver at two agencies, dated on the range's last day d and the next, and how they
+# move so that the pair still conflicts but is dated past the range: (the pair, the move, the days STALE after it,
+# the visit then cancelled, the day whose change makes d STALE).
+MOVED_PAIRS = {
+    # ten days back, out of the range (visit 1 started in the daytime of d, part 2; visit 2 at 00:30 of the next,
+    # part 1): far outside the days d pairs with
+    "out of the range": (
+        [visit(1, RANGE_END.isoformat(), "23:00", "25:00", provider=1, caregiver=7),
+         visit(2, RANGE_END.isoformat(), "24:30", "26:00", provider=2, caregiver=7,
+               visit_date=(RANGE_END + timedelta(days=1)).isoformat())],
+        "- 10", set(days_between(RANGE_END - timedelta(days=2), RANGE_END)), 1, RANGE_END - timedelta(days=10)),
+    # a day later: visit 1 (a late owner of d, 20:00 to 03:00) to d + 1, visit 2 (02:30 to 04:00 the next day, part
+    # 2, which visit 1 reached) to d + 2: d has no owner left, so no late caregiver of d reaches either
+    "past the late caregivers' reach": (
+        [visit(1, RANGE_END.isoformat(), "20:00", "27:00", provider=1, caregiver=7),
+         visit(2, RANGE_END.isoformat(), "26:30", "28:00", provider=2, caregiver=7,
+               visit_date=(RANGE_END + timedelta(days=1)).isoformat())],
+        "+ 1", {RANGE_END}, 2, RANGE_END + timedelta(days=2)),
+}
+
+
+@pytest.mark.parametrize("moved", list(MOVED_PAIRS))
+def test_a_pair_moved_out_of_the_range_is_still_tracked_on_its_old_date(conn, twin, moved):
+    pair, shift, stale_after_move, cancelled, cause_day = MOVED_PAIRS[moved]
     # given two overlapping visits of a caregiver at two agencies, dated on the range's last day and the next
-    start, last, next_day = RANGE_END - timedelta(days=6), RANGE_END.isoformat(), (RANGE_END + timedelta(days=1))
-    pair = [visit(1, last, "23:00", "25:00", provider=1, caregiver=7),
-            visit(2, last, "24:30", "26:00", provider=2, caregiver=7, visit_date=next_day.isoformat())]
+    start = RANGE_END - timedelta(days=6)
     for c in (conn, twin):
         insert(c, *pair)
         drive(c, start, RANGE_END, chunk_days=7)
     assert table(conn)[(1, 2)][1] == RANGE_END
-    # when both visits move ten days back (out of the range, still overlapping), and a stale run covers the range
+    # when both move (still overlapping, the pair now dated past the range), and a stale run covers the range
     for c in (conn, twin):
         with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET visit_date = visit_date - 10, scheduled_start = scheduled_start "
-                        "- interval '10 days', scheduled_end = scheduled_end - interval '10 days'")
+            cur.execute(f"UPDATE analytics.visits SET visit_date = visit_date {shift}, scheduled_start = "  # test data
+                        f"scheduled_start {shift} * interval '1 day', scheduled_end = scheduled_end {shift} * interval "
+                        "'1 day'")
         c.commit()
-    # (visit 1 started in the daytime of the last day, part 2; visit 2 at 00:30 of the next, part 1)
-    assert {d for d, s in states(conn, start, RANGE_END).items() if s == "STALE"} == set(days_between(
-        RANGE_END - timedelta(days=2), RANGE_END))
+    assert {d for d, s in states(conn, start, RANGE_END).items() if s == "STALE"} == stale_after_move
     drive(conn, start, RANGE_END, stale=True)
     drive(twin, start, RANGE_END, chunk_days=7)
     # then, like a full run, it leaves the pair ACTIVE on its old date (its new date is outside the range)
     assert table(conn) == table(twin) and table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
     assert set(states(conn, start, RANGE_END).values()) == {"FRESH"}
-    # and an edit of a moved visit, far outside the days the old date pairs with, makes that date STALE
+    # and an edit of a moved visit, outside what the old date pairs with (its far visits: every part of the day such a
+    # visit lies on counts), makes that date STALE, and the next stale run resolves the pair as a full run does
     for c in (conn, twin):
         with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = 1")
+            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = %s", (cancelled,))
         c.commit()
     days = {d.date: d for d in freshness.day_states(conn, start, RANGE_END)}
     assert {d for d, s in days.items() if s.state == "STALE"} == {RANGE_END}
-    assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", RANGE_END - timedelta(days=10))
-    drive(conn, start, RANGE_END, stale=True)
-    drive(twin, start, RANGE_END, chunk_days=7)
-    assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
-
-
-def test_the_visits_of_a_moved_pair_that_no_late_caregiver_of_its_old_date_reaches_are_still_tracked(conn, twin):
-    # given two overlapping visits of a caregiver at two agencies: one dated on the range's last day d, from 20:00 to
-    # 03:00 the next day (a late owner), one dated d + 1 from 02:30 to 04:00 (part 2 of d + 1, which that owner reaches)
-    start, last = RANGE_END - timedelta(days=6), RANGE_END
-    pair = [visit(1, last.isoformat(), "20:00", "27:00", provider=1, caregiver=7),
-            visit(2, last.isoformat(), "26:30", "28:00", provider=2, caregiver=7,
-                  visit_date=(last + timedelta(days=1)).isoformat())]
-    for c in (conn, twin):
-        insert(c, *pair)
-        drive(c, start, RANGE_END, chunk_days=7)
-    assert table(conn)[(1, 2)][1] == RANGE_END
-    # when both move a day later (still overlapping, so the pair is now dated d + 1, past the range) and a stale run
-    # covers the range
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET visit_date = visit_date + 1, scheduled_start = scheduled_start "
-                        "+ interval '1 day', scheduled_end = scheduled_end + interval '1 day'")
-        c.commit()
-    drive(conn, start, RANGE_END, stale=True)
-    drive(twin, start, RANGE_END, chunk_days=7)
-    # then, like a full run, it leaves the pair ACTIVE on d, whose owners are gone: no late caregiver of d reaches
-    # either visit (in the daytime of d + 1 and of d + 2), so they are its far visits
-    assert table(conn) == table(twin) and table(conn)[(1, 2)][1::5] == (RANGE_END, "ACTIVE")
-    assert set(states(conn, start, RANGE_END).values()) == {"FRESH"}
-    # and when the later one is cancelled, d is STALE (every part of the day a far visit lies on counts), and the
-    # next stale run resolves the pair as a full run does
-    for c in (conn, twin):
-        with c.cursor() as cur:
-            cur.execute("UPDATE analytics.visits SET status = 'CANCELLED' WHERE visit_id = 2")
-        c.commit()
-    days = {d.date: d for d in freshness.day_states(conn, start, RANGE_END)}
-    assert {d for d, s in days.items() if s.state == "STALE"} == {RANGE_END}
-    assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", RANGE_END + timedelta(days=2))
+    assert (days[RANGE_END].reason, days[RANGE_END].cause_day) == ("DEPENDENT", cause_day)
     drive(conn, start, RANGE_END, stale=True)
     drive(twin, start, RANGE_END, chunk_days=7)
     assert table(conn) == table(twin) and table(conn)[(1, 2)][-1] == "RESOLVED"
