@@ -46,6 +46,7 @@ from chunking.settings import (
     MAX_CONCURRENCY_LIMIT,
     Settings,
 )
+from chunking.wording import counted
 
 PROG = "etl-pipeline"
 PACKAGE = "conflict-map-etl"
@@ -596,7 +597,7 @@ def cmd_redrive(state: State, conn: Connection, settings: Settings, url: str, ru
         payload["executor"] = ledger.local_executor()
     if max_concurrency:
         payload["max_concurrency"] = max_concurrency
-    state.say(f"redrive {len(pending)} chunk(s) of run {run_id} as execution {name}"
+    state.say(f"redrive {counted(len(pending), 'chunk')} of run {run_id} as execution {name}"
               + ("" if local else " in AWS"))
     outcome = _follow(state, conn, settings, target, name, payload, run_id=run_id,
                       only={c.chunk_id for c in pending} or None, dead_letters=True)
@@ -643,8 +644,9 @@ def cmd_abandon(state: State, conn: Connection, run_id: int, stale_after: int,
         state.emit_json({"run_id": run_id, "status": "ABANDONED", "reason": reason,
                          "chunks_abandoned": result.tally("chunks_abandoned"), "next": [again]})
     else:
-        state.print(f"run {run_id} ABANDONED ({reason}); {result.tally('chunks_abandoned')} unfinished chunk(s) marked "
-                    "FAILED", f"to compute its window again: {again}")
+        state.print(f"run {run_id} ABANDONED ({reason}); "
+                    f"{counted(result.tally('chunks_abandoned'), 'unfinished chunk')} marked FAILED",
+                    f"to compute its window again: {again}")
     return 0
 
 

@@ -19,6 +19,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from chunking.wording import counted
+
 STATE_STYLES = {"SUCCEEDED": "green", "OK": "green", "FAILED": "bold red", "RUNNING": "cyan",
                 "RETRYING": "yellow", "PENDING": "dim", "ABANDONED": "magenta", "STOPPED": "yellow",
                 "SUPERSEDED": "dim", "REJECTED": "bold red"}
@@ -177,7 +179,7 @@ class Progress:
     :meth:`finish` only marks that polling ended (its last poll may predate the end)."""
 
     console: Console = field(default_factory=lambda: make_console(stderr=True))
-    label: str = "chunks"
+    noun: str = "chunk"  # what it counts, singular
     enabled: bool = True
     started: float = field(default_factory=time.monotonic)
     counts: _Counts = field(default_factory=_Counts)
@@ -236,7 +238,7 @@ class Progress:
         line.append(f"{failed} FAILED", style=STATE_STYLES["FAILED"] if failed else "")
         if other:
             line.append(f", {other} unfinished", style=STATE_STYLES["RETRYING"])
-        line.append(f" of {len(states)} {self.label} in {duration(time.monotonic() - self.started)}")
+        line.append(f" of {counted(len(states), self.noun)} in {duration(time.monotonic() - self.started)}")
         return line
 
     def _chunk_lines(self, chunks: Sequence[Mapping[str, Any]], total: int) -> None:
@@ -263,7 +265,7 @@ class Progress:
             line.append(f" in {duration(ms / 1000)}" if ms is not None else "")
         else:  # its error is told once, at the end
             attempts = c.get("attempts") or 0
-            line.append(f" after {attempts} attempt{'s' if attempts != 1 else ''}")
+            line.append(f" after {counted(attempts, 'attempt')}")
         return line
 
     def frame(self, width: int) -> Text:
@@ -273,7 +275,7 @@ class Progress:
         if not n.total:
             text = Text(f"{n.phase or 'running'}…  {elapsed}")
         else:
-            tail = Text(f" {n.done}/{n.total} {self.label}")
+            tail = Text(f" {n.done}/{counted(n.total, self.noun)}")
             for count, name in ((n.running, "RUNNING"), (n.retrying, "RETRYING"), (n.failed, "FAILED")):
                 if count:
                     tail.append(f"  {count} ")

@@ -21,6 +21,7 @@ from chunking import db, ledger, tasks
 from chunking.db import Connection
 from chunking.errors import TransientError
 from chunking.planner import Chunk, Sizing, plan_window
+from chunking.wording import counted
 
 State = Literal["FRESH", "STALE", "NEVER"]
 Reason = Literal["CHANGED", "DEPENDENT", "NEVER"]
@@ -228,7 +229,7 @@ def calendar(days: Sequence[DayFreshness], *, max_listed: int = 20) -> str:
         monday += timedelta(days=7)
     behind = [d for d in days if d.state != "FRESH"]
     if behind:
-        lines += ["", f"{len(behind)} day(s) a stale run would recompute:"]
+        lines += ["", f"{counted(len(behind), 'day')} a stale run would recompute:"]
         lines += [f"  {d.date}  {d.state:<5}  {d.why()}" + (f" (last computed by run {d.run_id})" if d.run_id else "")
                   for d in behind[:max_listed]]
         if len(behind) > max_listed:

@@ -13,6 +13,7 @@ from chunking.console import Column, cell, duration, fitted_table, plain_table, 
 from chunking.ledger import COUNT_FIELDS, Attempt, Chunk, Run
 from chunking.planner import MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, STATE_OVERHEAD_BYTES
 from chunking.preview import FUNCTION_MEMORY_GB, PRICES, Preview
+from chunking.wording import counted
 
 COUNTS = COUNT_FIELDS
 PROG = "etl-pipeline"
@@ -110,7 +111,7 @@ def chunk_table(console: Console, chunks: list[Chunk], *, errors: bool = True,
     rows = []
     for c in chunks:
         took = duration(c.duration_ms / 1000) if c.duration_ms is not None else "-"
-        owned = f" ({len(c.owned_days)} days)" if c.owned_days is not None else ""  # a stale run's: only its own
+        owned = f" ({counted(len(c.owned_days), 'day')})" if c.owned_days is not None else ""  # a stale run's: only its own
         row = [c.chunk_id, f"{cell(c.chunk_start)}..{cell(c.chunk_end)}{owned}", state(c.status),
                c.attempts, took, c.visits, *(getattr(c, k) for k in COUNTS)]
         if errors:
@@ -129,7 +130,7 @@ def error_details(chunks: Sequence[Chunk | Mapping[str, Any]]) -> list[Renderabl
         if c.get("last_error") and c["status"] != "SUCCEEDED":
             line = Text(f"chunk {c['chunk_id']} {cell(c['chunk_start'])}..{cell(c['chunk_end'])} (")
             line.append_text(state(c["status"]))
-            line.append(f", {c['attempts']} attempt{'s' if c['attempts'] != 1 else ''}): {c['last_error']}")
+            line.append(f", {counted(c['attempts'], 'attempt')}): {c['last_error']}")
             out.append(wrapped(line))
     return [Text("errors in full:", style="bold"), *out] if out else []
 
@@ -151,7 +152,7 @@ def runs_table(console: Console, runs: list[Run]) -> RenderableType:
 def redrive_plan(console: Console, run: Run, rows: list[dict[str, Any]]) -> list[RenderableType]:
     head = Text(f"run {run.run_id} (")
     head.append_text(state(run.status))
-    head.append(f"): {len(rows)} chunk(s) would be redriven (dry run, nothing changed)")
+    head.append(f"): {counted(len(rows), 'chunk')} would be redriven (dry run, nothing changed)")
     columns = [Column("chunk", numeric=True), Column("range"), Column("status"), Column("attempts", numeric=True),
                Column("age", numeric=True, drop=2), Column("in DLQ", drop=3),
                Column("last error", flex=True, drop=1, max_width=80)]
@@ -185,7 +186,8 @@ def plan_preview(console: Console, p: Preview) -> list[RenderableType]:
     money = p.cost.dollars()
     stale: list[RenderableType] = []
     if p.stale_days is not None:
-        stale = [Text(f"a stale run would recompute {len(p.stale_days)} day(s) of the window now:" if p.stale_days
+        days = counted(len(p.stale_days), "day")
+        stale = [Text(f"a stale run would recompute {days} of the window now:" if p.stale_days
                       else "a stale run would recompute nothing now: every day of the window is FRESH")]
         stale += [Text(f"  {d.date}  {d.state:<5}  {d.why()}") for d in p.stale_days[:60]]
         if len(p.stale_days) > 60:
@@ -194,7 +196,7 @@ def plan_preview(console: Console, p: Preview) -> list[RenderableType]:
     return [
         *stale,
         Text(f"window {cell(p.window_start)}..{cell(p.window_end)}: {p.visits:,} visits (non-cancelled; staging "
-             f"rejects the ineligible few), {len(p.chunks)} chunks"),
+             f"rejects the ineligible few), {counted(len(p.chunks), 'chunk')}"),
         Text(f"sizing {how}"),
         Text(""),
         fitted_table(console, columns, rows),

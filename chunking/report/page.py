@@ -15,6 +15,7 @@ from markupsafe import Markup
 from chunking.freshness import explain
 from chunking.report import fmt, geometry
 from chunking.report.model import COUNTS, Chunk, FreshnessDay, ReportData, Run
+from chunking.wording import counted
 
 PROG = "etl-pipeline"
 CHUNK_STATUS_COLORS = {"SUCCEEDED": "#2f9e5b", "FAILED": "#d43d3d", "RETRYING": "#d98a1c", "RUNNING": "#3b7ddd",
@@ -38,7 +39,7 @@ FRESHNESS = {  # state: colour, mark, meaning
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("chunking", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=fmt.num, day=fmt.day, clock=fmt.clock, seconds=fmt.seconds, rate=fmt.rate,
+    env.filters.update(counted=counted, num=fmt.num, day=fmt.day, clock=fmt.clock, seconds=fmt.seconds, rate=fmt.rate,
                        duration=fmt.duration, clip=fmt.clip, shorten=fmt.shorten, f1=lambda v: f"{v:.1f}",
                        f2=lambda v: f"{v:.2f}")
     env.globals.update(STATES=geometry.STATES, COUNTS=COUNTS, COUNT_COLORS=COUNT_COLORS, REASONS=REASONS,
@@ -91,7 +92,7 @@ def outcome_sentence(data: ReportData) -> str:
                 "SUCCEEDED": "The window had nothing to process."}.get(
             data.run.status, "The run ended before it planned any chunk.")
     if not bad:
-        return f"All {len(live)} chunks succeeded."
+        return "Its one chunk succeeded." if len(live) == 1 else f"All {len(live)} chunks succeeded."
     named = ", ".join(f"chunk {c.chunk_id} ({fmt.day(c.chunk_start)}) {c.status}" for c in bad[:6])
     more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
     return f"{len(live) - len(bad)} of {len(live)} chunks succeeded; not succeeded: {named}{more}."
@@ -102,13 +103,13 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
     ok = sum(c.status == "SUCCEEDED" for c in live)
     took = fmt.seconds(((run.finished_at or data.generated_at) - run.created_at).total_seconds())
     out = [
-        ("window", f"{fmt.day(run.window_start)} .. {fmt.day(run.window_end)} ({run.days} days)"),
+        ("window", f"{fmt.day(run.window_start)} .. {fmt.day(run.window_end)} ({counted(run.days, 'day')})"),
         ("trigger", run.trigger),
         ("execution", run.execution_name),
         ("started", f"{fmt.clock(run.created_at)} UTC"),
         ("finished", f"{fmt.clock(run.finished_at)} UTC" if run.finished_at else "not yet"),
         ("duration", took if run.finished_at else f"{took} so far"),
-        ("chunks", f"{ok} of {len(live)} succeeded, {len(data.attempts)} attempts"),
+        ("chunks", f"{ok} of {len(live)} succeeded, {counted(len(data.attempts), 'attempt')}"),
         ("redrives", str(run.redrives)),
     ]
     return out

@@ -174,7 +174,7 @@ def test_a_failed_run_says_its_error_once_and_how_to_continue_and_the_redrive_fi
     assert "SUCCEEDED" in redriven.out and "continue:" not in redriven.out
     assert f"`etl-pipeline status --run-id {run_id}`" in redriven.out
     assert "metrics (CloudWatch EMF" in redriven.out and "ChunkDurationMs" in redriven.out
-    assert "Finished: 1 OK, 0 FAILED of 1 chunks in " in redriven.err
+    assert "Finished: 1 OK, 0 FAILED of 1 chunk in " in redriven.err
     # and logs reads both executions' files
     logged = etl("logs", "--run-id", str(run_id), "--chunk", "2", "--json")
     messages = [json.loads(line)["message"] for line in logged.out.splitlines()]

@@ -47,7 +47,7 @@ def test_stale_run_recomputes_only_the_days_an_edit_touches_and_then_nothing(con
     assert [(c["chunk_start"], c["chunk_end"]) for c in preview.json["chunks"]] == \
         [(stale[0], stale[1]), (stale[2], stale[2])]
     shown_plan = etl("plan", "--stale", *WINDOW, *STALE_CHUNKS)
-    assert "a stale run would recompute 3 day(s)" in shown_plan.out
+    assert "a stale run would recompute 3 days" in shown_plan.out
     assert f"{stale[0]}  STALE  depends on {edited.isoformat()}, whose visits changed" in shown_plan.out
     run = etl("run", "--local", "--stale", *WINDOW, *STALE_CHUNKS, "--json")
     # then it recomputed exactly those three days, in contiguous chunks, and the output is the oracle's
