@@ -111,7 +111,8 @@ def chunk_table(console: Console, chunks: list[Chunk], *, errors: bool = True,
     rows = []
     for c in chunks:
         took = duration(c.duration_ms / 1000) if c.duration_ms is not None else "-"
-        owned = f" ({counted(len(c.owned_days), 'day')})" if c.owned_days is not None else ""  # a stale run's: only its own
+        # a stale run's chunk: only its own days
+        owned = f" ({counted(len(c.owned_days), 'day')})" if c.owned_days is not None else ""
         row = [c.chunk_id, f"{cell(c.chunk_start)}..{cell(c.chunk_end)}{owned}", state(c.status),
                c.attempts, took, c.visits, *(getattr(c, k) for k in COUNTS)]
         if errors:
