@@ -115,10 +115,15 @@ def read_fingerprints(conn: Connection, days: Sequence[date]) -> list[dict[str, 
     INSERT form took 2.3-2.5 s at 1M visits, serially). JIT off for the rest of the transaction: it compiled this
     statement for 0.2 s, more than it then ran."""
     db.set_local(conn, jit="off")
+    return db.fetch_all(conn, "freshness/read_fingerprints", read_parameters(days))
+
+
+def read_parameters(days: Sequence[date]) -> dict[str, Any]:
+    """``read_fingerprints.sql``'s parameters for a staging of these owner days: the days it stages, and their
+    first and last (the range its per-part count scans)."""
     stage_days = staging_days(days)
-    return db.fetch_all(conn, "freshness/read_fingerprints", {
-        "days": list(days), "stage_days": stage_days, "stage_first": stage_days[0] if stage_days else None,
-        "stage_last": stage_days[-1] if stage_days else None, "partner_days": tasks.PARTNER_DAYS})
+    return {"days": list(days), "stage_days": stage_days, "stage_first": stage_days[0] if stage_days else None,
+            "stage_last": stage_days[-1] if stage_days else None, "partner_days": tasks.PARTNER_DAYS}
 
 
 @contextlib.contextmanager

@@ -359,12 +359,10 @@ def test_the_late_caregivers_partner_visits_are_estimated_near_their_number(conn
     # (etl.late_partner_rows) the fingerprint read takes from 7 staged days of the 44
     seed.seed_visits(conn, visits=300 * 44, start=date(2026, 9, 1), days=44, seed=41)
     owner = [date(2026, 10, 8), date(2026, 10, 9), date(2026, 10, 10)]
-    staged = freshness.staging_days(owner)
     # when the read is planned and run in a staging's snapshot
     with db.read(conn, snapshot=True), conn.cursor() as cur:
-        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + db.load_sql("freshness/read_fingerprints"), {
-            "days": owner, "stage_days": staged, "stage_first": staged[0], "stage_last": staged[-1],
-            "partner_days": tasks.PARTNER_DAYS})
+        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + db.load_sql("freshness/read_fingerprints"),
+                    freshness.read_parameters(owner))
         plan = cur.fetchone()[0][0]["Plan"]
     # then the scan of the visits the late caregivers may reach is estimated within a few times its rows. A date range
     # beside the list of staged days (redundant) multiplied the two selectivities: 12x too few here, 28x at 1M visits,
